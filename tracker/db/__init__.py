@@ -1,0 +1,1 @@
+"""Storage: typed tables, engine set-up, small query functions, alembic migrations."""

@@ -1,0 +1,215 @@
+"""The outbox: a text is committed before the provider is called, and its fate recorded after.
+
+    queue_text()  -> row committed with status `pending` (by the caller's transaction)
+    deliver()     -> provider call outside any transaction, then one short transaction that
+                     records the provider id / status, or the failure and its consequences
+
+A crash between the two leaves a `pending` row; a timeout leaves `unknown`. Neither is ever
+resent blindly: `reconcile_unknown()` asks the provider first (see the scheduler).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tracker.app import App
+from tracker.db.tables import CheckIn, Message, Patient
+from tracker.domain import (
+    TERMINAL_CHECKIN_STATES,
+    AlertKind,
+    CheckInState,
+    ContactState,
+    Direction,
+    MessageStatus,
+    status_rank,
+)
+from tracker.services import alerts, contact
+from tracker.sms.port import OutboundSms, SendResult, SmsError
+
+# Provider codes that mean "this number cannot take our texts": flag it for a person.
+UNREACHABLE_CODES = frozenset({"30005", "30006", "21211", "21614"})
+
+
+class DeliveryOutcome(StrEnum):
+    SENT = "sent"
+    RETRY = "retry"  # transient: try again later with backoff
+    PERMANENT = "permanent"  # will never work for this number
+    STOPPED = "stopped"  # recipient opted out at the provider (21610)
+    UNKNOWN = "unknown"  # timed out after the call: reconcile before anything is resent
+
+
+@dataclass(frozen=True)
+class Delivery:
+    outcome: DeliveryOutcome
+    message_id: int
+    error_code: str | None = None
+    retry_after: float | None = None
+
+
+def gsm_segments(body: str) -> int:
+    """Rough segment count for the contact-attempt record (GSM-7 160/153, else 70/67)."""
+    try:
+        body.encode("ascii")
+        single, multi = 160, 153
+    except UnicodeEncodeError:
+        single, multi = 70, 67
+    return 1 if len(body) <= single else -(-len(body) // multi)
+
+
+def queue_text(
+    session: Session,
+    *,
+    now: datetime,
+    body: str,
+    purpose: str,
+    patient: Patient | None = None,
+    checkin: CheckIn | None = None,
+    question_key: str | None = None,
+    phone_ciphertext: bytes | None = None,
+    phone_index: str | None = None,
+    attempt: int = 1,
+) -> Message:
+    """Add an outbound text to the outbox (status `pending`); the caller commits."""
+    if patient is None and phone_ciphertext is None:
+        raise ValueError("a text needs a patient or a phone number")
+    message = Message(
+        direction=Direction.OUTBOUND,
+        patient_id=patient.id if patient is not None else None,
+        checkin_id=checkin.id if checkin is not None else None,
+        phone_ciphertext=phone_ciphertext,
+        phone_index=phone_index,
+        purpose=purpose,
+        question_key=question_key,
+        body=body,
+        segments=gsm_segments(body),
+        status=MessageStatus.PENDING,
+        status_rank=status_rank(MessageStatus.PENDING),
+        attempt=attempt,
+        created_at=now,
+    )
+    session.add(message)
+    return message
+
+
+def outbound_sms(app: App, session: Session, message: Message) -> OutboundSms:
+    blob = message.phone_ciphertext
+    if blob is None and message.patient_id is not None:
+        blob = session.get(Patient, message.patient_id).phone_ciphertext  # type: ignore[union-attr]
+    if blob is None:
+        raise ValueError(f"message {message.id} has no recipient (patient erased?)")
+    return OutboundSms(
+        message_id=message.id, to=app.crypto.decrypt_phone(blob), body=message.body or ""
+    )
+
+
+def deliver(app: App, message_id: int) -> Delivery:
+    """Send one committed `pending` text and record what happened."""
+    with app.sessions() as session:
+        message = session.get(Message, message_id)
+        if message is None or message.status != MessageStatus.PENDING:
+            # Someone else already handled it (or it was erased): never send twice.
+            status = message.status if message is not None else "missing"
+            return Delivery(
+                DeliveryOutcome.SENT if status != "missing" else DeliveryOutcome.PERMANENT,
+                message_id,
+            )
+        sms = outbound_sms(app, session, message)
+    try:
+        result = app.gateway.send(sms)
+    except SmsError as error:
+        return _record_failure(app, message_id, error)
+    _record_sent(app, message_id, result)
+    return Delivery(DeliveryOutcome.SENT, message_id)
+
+
+def _record_sent(app: App, message_id: int, result: SendResult) -> None:
+    now = app.clock.now()
+    with app.sessions.begin() as session:
+        message = session.get(Message, message_id, with_for_update=True)
+        if message is None:
+            return
+        record_send_result(message, result, now=now)
+
+
+def record_send_result(message: Message, result: SendResult, *, now: datetime) -> None:
+    """Store the provider id and status; a status callback that came first is never undone."""
+    message.provider_sid = result.provider_sid
+    message.sent_at = message.sent_at or now
+    if status_rank(result.status) > message.status_rank:
+        message.status = result.status
+        message.status_rank = status_rank(result.status)
+        message.status_updated_at = now
+
+
+def _record_failure(app: App, message_id: int, error: SmsError) -> Delivery:
+    now = app.clock.now()
+    with app.sessions.begin() as session:
+        message = session.get(Message, message_id, with_for_update=True)
+        assert message is not None
+        if error.outcome_unknown:
+            message.status = MessageStatus.UNKNOWN
+            message.status_rank = status_rank(MessageStatus.UNKNOWN)
+            message.status_updated_at = now
+            message.error_code = error.code
+            return Delivery(DeliveryOutcome.UNKNOWN, message_id, error.code)
+        message.status = MessageStatus.FAILED
+        message.status_rank = status_rank(MessageStatus.FAILED)
+        message.status_updated_at = now
+        message.error_code = error.code
+        if not error.permanent:
+            return Delivery(DeliveryOutcome.RETRY, message_id, error.code, error.retry_after)
+        apply_permanent_failure(session, message, error.code, error.stopped, now=now)
+        outcome = DeliveryOutcome.STOPPED if error.stopped else DeliveryOutcome.PERMANENT
+        return Delivery(outcome, message_id, error.code)
+
+
+def apply_permanent_failure(
+    session: Session, message: Message, code: str | None, stopped: bool, *, now: datetime
+) -> None:
+    """What a permanent failure means for the patient and the check-in (also for callbacks)."""
+    patient = session.get(Patient, message.patient_id) if message.patient_id else None
+    checkin = session.get(CheckIn, message.checkin_id) if message.checkin_id else None
+    if stopped and patient is not None and patient.contact_state == ContactState.ACTIVE:
+        contact.set_contact_state(
+            session,
+            patient,
+            ContactState.STOPPED,
+            now=now,
+            actor="provider",
+            reason="recipient has opted out at the provider (21610)",
+        )
+        return
+    if checkin is not None and checkin.state not in TERMINAL_CHECKIN_STATES:
+        checkin.state = CheckInState.FAILED
+        checkin.reason = f"provider error {code}: the text cannot be delivered to this number"
+        checkin.closed_at = now
+        checkin.next_reminder_at = None
+        checkin.updated_at = now
+    if patient is not None and (code in UNREACHABLE_CODES or code is None):
+        alerts.raise_alert(
+            session,
+            kind=AlertKind.DELIVERY_PROBLEM,
+            now=now,
+            patient=patient,
+            checkin=checkin,
+            message_id=message.id,
+            detail=f"provider error {code}: check the patient's mobile number",
+        )
+
+
+def stale_pending(session: Session, *, now: datetime, older_than: timedelta) -> list[int]:
+    """Outbound texts left `pending` by a crash (provider maybe called): candidates to reconcile."""
+    return list(
+        session.scalars(
+            select(Message.id).where(
+                Message.direction == Direction.OUTBOUND,
+                Message.status == MessageStatus.PENDING,
+                Message.created_at < now - older_than,
+            )
+        )
+    )

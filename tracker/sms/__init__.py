@@ -1,0 +1,1 @@
+"""SMS gateways behind one port (port.py): the simulator and Twilio."""
