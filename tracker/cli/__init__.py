@@ -33,7 +33,6 @@ COMMAND_MODULES = (
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Follow-up tracker: SMS check-ins 6 and 12 months after social prescribing discharge."""

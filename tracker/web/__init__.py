@@ -1,0 +1,1 @@
+"""FastAPI app: SMS webhooks, JSON API, dashboard."""
