@@ -23,7 +23,7 @@ def init() -> None:
         else:
             out.print(f"Using secret key {path.resolve()}")
     with app_for() as app:
-        app.crypto  # fail now, with the fix, if no key can be found
+        _ = app.crypto  # fail now, with the fix, if no key can be found
         before = current_revision(app.engine)
         head = upgrade(app.engine)
         target = settings.sqlite_path.resolve() if settings.sqlite_path else "PostgreSQL"
