@@ -81,9 +81,7 @@ def load_instrument(instrument_id: str, extra_dirs: Sequence[Path | str] = ()) -
     return _load_file(path, path.stat().st_mtime_ns)
 
 
-def build_survey(
-    ids: Sequence[str] = CORE_SURVEY, extra_dirs: Sequence[Path | str] = ()
-) -> Survey:
+def build_survey(ids: Sequence[str] = CORE_SURVEY, extra_dirs: Sequence[Path | str] = ()) -> Survey:
     """Assemble a Survey from instrument ids in the given order."""
     if not ids:
         raise InstrumentError("a survey needs at least one instrument id")

@@ -66,7 +66,7 @@ _STOP_SENTENCES = [
     # "don't text me again", "do not contact me", "never message me"
     rf"\b(?:dont|do not|never|no need to|stop) (?:\w+ )?(?:{_TEXTING}|{_BOTHER}) {_ME}\b",
     rf"\b(?:dont|do not|no longer|never) (?:want|wish|need) (?:any |anymore |any more |these |your |the |more |further )*{_TEXTING}\b",
-    rf"\b(?:dont|do not|no longer) (?:want|wish) to (?:be|get) (?:texted|messaged|contacted)\b",
+    r"\b(?:dont|do not|no longer) (?:want|wish) to (?:be|get) (?:texted|messaged|contacted)\b",
     rf"\bno (?:more|further) {_TEXTING}\b",
     r"\b(?:want|like|wish|need) to (?:unsubscribe|opt out)\b",
     rf"\b(?:want|like|wish|need) to stop (?:getting |receiving |these |the |your )*{_TEXTING}\b",

@@ -300,7 +300,10 @@ def parse_reply(question: Question, raw_text: str | None) -> ParseResult:
     if kind is QuestionKind.COUNT and _COUNT_ZERO_RE.match(words):
         return _value(0)
     if kind is QuestionKind.SCALE:
-        for anchor, value in ((question.anchor_low, question.min), (question.anchor_high, question.max)):
+        for anchor, value in (
+            (question.anchor_low, question.min),
+            (question.anchor_high, question.max),
+        ):
             if anchor and value is not None and words == _words(_normalise(anchor)):
                 return _value(value)
     return _UNREADABLE
