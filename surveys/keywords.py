@@ -65,7 +65,7 @@ _STOP_SENTENCES = [
     r"(?: (?:it|this|now|please|pls|thanks|thank you|them|these|all|asap|immediately))*$",
     # "don't text me again", "do not contact me", "never message me"
     rf"\b(?:dont|do not|never|no need to|stop) (?:\w+ )?(?:{_TEXTING}|{_BOTHER}) {_ME}\b",
-    rf"\b(?:dont|do not|no longer|never) (?:want|wish|need) (?:any |anymore |any more |these |your |the |more |further )*{_TEXTING}\b",
+    rf"\b(?:dont|do not|no longer|never) (?:want|wish|need) (?:to (?:receive|get|have) )?(?:any |anymore |any more |these |your |the |more |further )*{_TEXTING}\b",
     r"\b(?:dont|do not|no longer) (?:want|wish) to (?:be|get) (?:texted|messaged|contacted)\b",
     rf"\bno (?:more|further) {_TEXTING}\b",
     r"\b(?:want|like|wish|need) to (?:unsubscribe|opt out)\b",
@@ -88,10 +88,10 @@ def _sentence_words(text: str) -> str:
 
 
 def asks_to_stop(text: str | None) -> bool:
-    """True when a sentence asks us to stop texting (also true for the bare STOP keywords)."""
+    """True when a sentence asks us to stop texting; False for single keywords like "STOP"."""
     if not text:
         return False
-    if classify_keyword(text) is Keyword.STOP:
-        return True
+    if classify_keyword(text) is not None:
+        return False  # a single keyword is classify_keyword's job, not a sentence
     words = _sentence_words(text)
     return bool(words) and _STOP_RE.search(words) is not None

@@ -153,7 +153,7 @@ def _digits_for_words(text: str) -> str:
 
 # --- numbers -----------------------------------------------------------------------------
 
-_OUT_OF_RE = re.compile(r"(?<![\d.])(\d+)\s*(?:/|out of|outta|oo)\s*(\d+)(?![\d.])")
+_OUT_OF_RE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:/|out of|outta|oo)\s*(\d+)(?![\d.])")
 # A leading minus counts only at the start of a word: "-1" is negative, "6-7" is a range.
 _NUMBER_RE = re.compile(r"(?P<neg>(?<![\w.])-\s?)?(?P<int>\d+)(?:\.(?P<frac>\d+))?")
 _CONTEXT_UNIT_RE = re.compile(r"\s*(?:months?|mths?|weeks?|wks?|days?|years?|yrs?|hours?|am|pm)\b")
@@ -208,7 +208,7 @@ _UNSURE_RE = re.compile(
 )
 _YES_RE = re.compile(
     r"\b(?:y|ye+s*|yess+|yeah*|yea|yah|ya|yep+|yup+|aye|ok|okay|okey|oki|sure|definitely"
-    r"|certainly|absolutely|of course|yes please|please do|thumbsup|tick|i would|i am|i do)\b"
+    r"|certainly|absolutely|of course|yes please|please do|thumbsup|tick|i do(?! not))\b"
 )
 _NO_RE = re.compile(
     r"\b(?:n|no+|nope|nah+|naw|nay|not|never|negative|no thanks|no thank you|thumbsdown"

@@ -65,9 +65,23 @@ _PILLS = r"(?:pills|tablets|meds|medication|medicine|paracetamol|painkillers|sle
 _S, _H, _C = RiskCategory.SUICIDE, RiskCategory.SELF_HARM, RiskCategory.CRISIS
 _RULES: list[tuple[RiskCategory, str, str]] = [
     (_S, "suicide_word", r" (?:suicide|suicidal|suicidally) "),
-    (_S, "kill_myself", r" (?:(?:kill|killing|killed) (?:myself|meself)|kms) "),
+    (
+        _S,
+        "kill_myself",
+        r" (?:(?:kill|killing|killed) (?:myself|meself)(?! laughing| with laughter)|kms) ",
+    ),
     (_S, "end_my_life", r" (?:end|ending|take|taking|took) (?:my|me) (?:own )?life "),
     (_S, "end_it_all", r" (?:end|ending) (?:it|things|everything) all "),
+    (
+        _S,
+        "ending_it",
+        r" (?:thinking (?:of|about)|feel like|felt like|considering|planning|plan on|might end up)"
+        r" ending (?:it|things|everything|my life) ",
+    ),
+    (_S, "done_with_life", r" (?:done|finished) with (?:life|living|it all) "),
+    (_S, "life_pointless", r" (?:life|living) (?:is |s |feels |seems )?(?:pointless|meaningless) "),
+    (_S, "no_point_anymore", r" no point (?:anymore|any longer|in anything) "),
+    (_C, "disappear", r" (?:want|wish|wishing|like) (?:to|i could) disappear "),
     (_S, "end_it", r" (?:want|going|wanted|gonna) to end (?:it|things|everything) $"),
     (_S, "want_to_die", r" (?:want|wanted|wanting|ready|wish|wished|like) to die "),
     (_S, "wish_dead", r" (?:wish|wished) (?:i|id) (?:was|were|could be|be|had) (?:dead|died) "),
