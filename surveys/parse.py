@@ -135,7 +135,12 @@ _NUMBER_WORD_RE = re.compile(
 # "one" used as a pronoun is not an answer: "this one", "no one", "the one".
 _PRONOUN_ONE_RE = re.compile(r"\b(?:this|that|the|no|any|some|every|each|which|last) one\b")
 _COUNT_ZERO_RE = re.compile(
-    r"^(?:no|none|nil|never|nothing|not once|not at all|no times|not any|nope|zero times)$"
+    r"^(?:no|nope|nothing|zero times|no times)$"
+    r"|\b(?:none|nil|never|not once|not at all|not any|havent been|have not been)\b"
+)
+# "once a month", "2 times a week": a rate, not the total we asked for.
+_RATE_RE = re.compile(
+    r"\d+(?: times?| x)? (?:a|per|each|every) (?:day|week|fortnight|month|year)\b"
 )
 
 
@@ -206,20 +211,38 @@ _UNSURE_RE = re.compile(
     r"\b(?:not sure|unsure|dont know|do not know|dunno|idk|no idea|maybe|perhaps|cant say"
     r"|not certain|depends)\b"
 )
+_STRONG_YES = r"(?:y|ye+s+|yess+|yeah+|yea|yah|ya|yas|yep+|yup+|aye|thumbsup)"
+_STRONG_NO = r"(?:n|no+|nope|nah+|naw|nay|thumbsdown)"
+_STRONG_YES_RE = re.compile(rf"\b{_STRONG_YES}\b")
+_STRONG_NO_RE = re.compile(rf"\b{_STRONG_NO}\b")
+_FIRST_YES_RE = re.compile(rf"^{_STRONG_YES}\b")
+_FIRST_NO_RE = re.compile(rf"^{_STRONG_NO}\b")
 _YES_RE = re.compile(
-    r"\b(?:y|ye+s*|yess+|yeah*|yea|yah|ya|yep+|yup+|aye|ok|okay|okey|oki|sure|definitely"
-    r"|certainly|absolutely|of course|yes please|please do|thumbsup|tick|i do(?! not))\b"
+    r"\b(?:ok|okay|okey|oki|sure|definitely|certainly|absolutely|of course|please do|tick"
+    r"|why not|i do(?! not)|i would like|id like|would like that|that would be (?:nice|good|great|lovely))\b"
+    r"|^(?:please|pls|plz)$"
 )
 _NO_RE = re.compile(
-    r"\b(?:n|no+|nope|nah+|naw|nay|not|never|negative|no thanks|no thank you|thumbsdown"
-    r"|dont|do not|im not|i am not|i wouldnt|not really|none)\b"
+    r"\b(?:not|never|negative|no thanks|no thank you|dont|do not|im not|i am not|i wouldnt"
+    r"|none|no need)\b"
 )
 
 
 def _parse_yesno(words: str) -> ParseResult:
+    """A clear yes or no word first decides ("yes but not every week"); both clear words
+    anywhere is ambiguous ("yes and no"); otherwise weaker words ("sure", "not really")."""
     if _UNSURE_RE.search(words):
         return _UNREADABLE
-    yes, no = bool(_YES_RE.search(words)), bool(_NO_RE.search(words))
+    strong_yes, strong_no = _STRONG_YES_RE.search(words), _STRONG_NO_RE.search(words)
+    if strong_yes and strong_no:
+        return _ambiguous({YES, NO})
+    if _FIRST_YES_RE.match(words):
+        return _value(YES)
+    if _FIRST_NO_RE.match(words):
+        return _value(NO)
+    words = words.replace("why not", "ok")
+    yes = bool(strong_yes or _YES_RE.search(words))
+    no = bool(strong_no or _NO_RE.search(words))
     if yes and no:
         return _ambiguous({YES, NO})
     if yes:
@@ -277,6 +300,8 @@ def parse_reply(question: Question, raw_text: str | None) -> ParseResult:
 
     words = _words(text)
     with_digits = _digits_for_words(text)
+    if kind is QuestionKind.COUNT and _RATE_RE.search(with_digits):
+        return _UNREADABLE
     denominator = question.max if kind is QuestionKind.SCALE else None
     from_numbers = _judge_numbers(question, _numbers(with_digits, denominator))
 

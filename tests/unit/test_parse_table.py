@@ -69,6 +69,9 @@ TABLE: list[tuple[str, str | None, ParseKind, object]] = [
     ("happy", "7 \U0001f600", V, 7),
     ("happy", "\U0001f60a 8 \U0001f60a", V, 8),
     ("happy", "8 thanks x", V, 8),
+    ("happy", "8 :-)", V, 8),
+    ("happy", "seven (7)", V, 7),
+    ("happy", "0/10", V, 0),
     ("happy", "I'd say a 6", V, 6),
     ("happy", "Id say about 6 today", V, 6),
     ("happy", "5ish", V, 5),
@@ -149,6 +152,11 @@ TABLE: list[tuple[str, str | None, ParseKind, object]] = [
     ("gp_visits", "2.5", CLAR, DECIMAL),
     ("gp_visits", "about 4 or 5", AMB, SEVERAL),
     ("gp_visits", "lots", UNP, HUH),
+    ("gp_visits", "None this year", V, 0),
+    ("gp_visits", "never been", V, 0),
+    ("gp_visits", "once a month", UNP, HUH),  # a rate, not the 6-month total
+    ("gp_visits", "2 times a week", UNP, HUH),
+    ("gp_visits", "no idea", UNP, HUH),
     # --- choices: ONS direct loneliness (1 never .. 5 often/always)
     ("lonely", "1", V, 1),
     ("lonely", "5", V, 5),
@@ -168,6 +176,12 @@ TABLE: list[tuple[str, str | None, ParseKind, object]] = [
     ("lonely", "0", CLAR, RANGE),
     ("lonely", "never and always", AMB, SEVERAL),
     ("lonely", "2 or 3", AMB, SEVERAL),
+    ("lonely", "not at all", V, 1),
+    ("lonely", "Rarely", V, 2),
+    ("lonely", "Lonely? Sometimes", V, 4),
+    ("lonely", "I'm never lonely now", V, 1),
+    ("lonely", "Often, especially at weekends", V, 5),
+    ("lonely", "quite often", V, 5),  # "often" is in the label "often or always"
     ("lonely", "not often", UNP, HUH),
     ("lonely", "dunno", UNP, HUH),
     # --- choices: UCLA-3 (1 hardly ever or never, 2 some of the time, 3 often)
@@ -204,6 +218,14 @@ TABLE: list[tuple[str, str | None, ParseKind, object]] = [
     ("community_activity", "yes i do", V, 1),
     ("community_activity", "no not at the moment", V, 0),
     ("community_activity", "I don\u2019t", V, 0),  # curly apostrophe
+    ("recontact_requested", "Yes but not every week", V, 1),  # a clear first word decides
+    ("recontact_requested", "Sure, why not", V, 1),
+    ("recontact_requested", "please", V, 1),
+    ("recontact_requested", "I'd like that", V, 1),
+    ("recontact_requested", "Well yes", V, 1),
+    ("recontact_requested", "Not really, no", V, 0),
+    ("recontact_requested", "no need", V, 0),
+    ("community_activity", "I do not", V, 0),
     ("recontact_requested", "Yes and no", AMB, SEVERAL),
     ("recontact_requested", "not sure", UNP, HUH),
     ("recontact_requested", "maybe", UNP, HUH),
