@@ -81,6 +81,19 @@ _RULES: list[tuple[RiskCategory, str, str]] = [
     (_S, "done_with_life", r" (?:done|finished) with (?:life|living|it all) "),
     (_S, "life_pointless", r" (?:life|living) (?:is |s |feels |seems )?(?:pointless|meaningless) "),
     (_S, "no_point_anymore", r" no point (?:anymore|any longer|in anything) "),
+    (
+        _S,
+        "nobody_would_miss_me",
+        r" (?:nobody|no one|noone) (?:would|will|wud|is going to) (?:miss|care about|notice) (?:me|if i) ",
+    ),
+    (
+        _S,
+        "want_it_to_end",
+        r" want (?:it|this|everything|the pain|my life) (?:all )?to (?:end|be over) ",
+    ),
+    (_S, "never_wake_up", r" (?:sleep|go to sleep|fall asleep) and (?:never|not) wake up "),
+    (_S, "tired_of_living", r" (?:tired|sick|weary) of (?:living|life|being alive) "),
+    (_C, "burden", r" (?:im|i am|i feel like|feel like) (?:just |such )?a burden "),
     (_C, "disappear", r" (?:want|wish|wishing|like) (?:to|i could) disappear "),
     (_S, "end_it", r" (?:want|going|wanted|gonna) to end (?:it|things|everything) $"),
     (_S, "want_to_die", r" (?:want|wanted|wanting|ready|wish|wished|like) to die "),
@@ -136,7 +149,10 @@ _RULES: list[tuple[RiskCategory, str, str]] = [
     (
         _H,
         "pills",
-        rf" (?:took|take|taking|taken|swallowed|swallow) (?:all|lots of|loads of|a load of|too many|a handful of|a bottle of)"
+        # past or intended, not routine: "I take all my tablets every morning" stays quiet
+        rf" (?:took|taken|swallowed|(?:going|want|wanted|about|planning|tempted) to (?:take|swallow)"
+        rf"|thinking (?:of|about) taking) (?:all|lots of|loads of|a load of|too many|a handful of"
+        rf"|a bottle of|the whole lot of|the lot of)"
         rf" (?:of )?(?:my |the |me )?{_PILLS} ",
     ),
     (_C, "in_crisis", r" (?:in|having) (?:a |an )?(?:mental health |real |big )?crisis "),

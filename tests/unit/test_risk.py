@@ -77,6 +77,17 @@ RISKY: list[tuple[str, RiskCategory]] = [
         S,
     ),
     ("7. Also I have been feeling suicidal lately", S),
+    ("nobody would miss me", S),
+    ("I want it all to end", S),
+    ("I just want to go to sleep and never wake up", S),
+    ("I'm tired of living", S),
+    ("sick of life tbh", S),
+    ("I feel like such a burden", C),
+    ("wanna kms", S),
+    ("I've been selfarming", H),
+    ("sucide", S),
+    ("I tried to kill myself last year", S),
+    ("Im going to take all my pills", H),
 ]
 
 HARMLESS = [
@@ -126,6 +137,13 @@ HARMLESS = [
     "I'd die for a roast dinner",
     "the drama was to die for",
     "dead end job",
+    "I'm sick of the rain",
+    "I'm tired of waiting for the bus",
+    "nobody would notice the new curtains",
+    "I want this winter to end",
+    "I slept and woke up late",
+    "I take all my tablets every morning",
+    "the odd day is hard but mostly fine",
     "Seven out of ten, the group is brilliant",
     "",
 ]

@@ -1,0 +1,161 @@
+"""FHIR R4 mapping: a Survey as Questionnaire resources, answers as QuestionnaireResponses.
+
+Plain JSON-ready dicts, so this module stays pure and light; `validate_r4` checks them with
+`fhir.resources.R4B` models (R4B is wire-compatible with R4 for these two resources, which is
+what UK Core uses). No LOINC codes exist for ONS4 or the ONS loneliness wording, so items are
+coded in a local code system whose codes are the stable ``linkId``s of surveys/instruments.
+
+Answers are integers (DESIGN section 6): scales and counts become ``valueInteger``, choices a
+``valueCoding`` in a per-question local code system (code = the stored integer), yes/no a
+``valueBoolean``. Responses carry no dates and no names: the subject is a pseudonymous
+identifier only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from surveys.model import Question, QuestionKind, Survey
+
+FHIR_VERSION = "4.0.1"
+BASE = "urn:social-prescribing-tracker"
+ITEM_CODE_SYSTEM = f"{BASE}:CodeSystem:survey-item"
+_MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"
+_MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
+
+# Check-in state -> QuestionnaireResponse.status. A check-in that closed before every question
+# was answered (partial, expired, cancelled, failed) is `stopped`.
+RESPONSE_STATUS = {
+    "completed": "completed",
+    "partial": "stopped",
+    "expired": "stopped",
+    "cancelled": "stopped",
+    "failed": "stopped",
+    "missed": "stopped",
+    "open": "in-progress",
+    "sending": "in-progress",
+    "scheduled": "in-progress",
+}
+
+
+def questionnaire_id(wave: int) -> str:
+    return f"followup-{wave}m"
+
+
+def questionnaire_url(wave: int) -> str:
+    return f"{BASE}:Questionnaire:{questionnaire_id(wave)}"
+
+
+def answer_system(q: Question) -> str:
+    """Local code system of a choice question's answers."""
+    return f"{BASE}:CodeSystem:{q.link_id}"
+
+
+def questionnaire(survey: Survey, wave: int) -> dict[str, Any]:
+    """The Questionnaire for one follow-up wave of this survey (version = the survey's tag)."""
+    return {
+        "resourceType": "Questionnaire",
+        "id": questionnaire_id(wave),
+        "meta": {"tag": [{"system": f"{BASE}:fhir-version", "code": FHIR_VERSION}]},
+        "url": questionnaire_url(wave),
+        "version": survey.version_tag,
+        "name": f"FollowUp{wave}Months",
+        "title": f"Follow-up check-in {wave} months after social prescribing discharge",
+        "status": "active",
+        "subjectType": ["Patient"],
+        "description": "Asked one question per SMS. Instruments: "
+        + "; ".join(f"{i.title} ({i.source}; {i.licence})" for i in survey.instruments),
+        "item": [_item(q) for q in survey.questions],
+    }
+
+
+def _item(q: Question) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "linkId": q.link_id,
+        "code": [{"system": ITEM_CODE_SYSTEM, "code": q.link_id, "display": q.key}],
+        "text": q.text,
+        "required": False,
+    }
+    if q.kind is QuestionKind.CHOICE:
+        item["type"] = "choice"
+        item["answerOption"] = [
+            {"valueCoding": {"system": answer_system(q), "code": str(c.value), "display": c.label}}
+            for c in q.choices
+        ]
+    elif q.kind is QuestionKind.YESNO:
+        item["type"] = "boolean"
+    else:
+        low, high = q.value_range()
+        item["type"] = "integer"
+        item["extension"] = [
+            {"url": _MIN_VALUE, "valueInteger": low},
+            {"url": _MAX_VALUE, "valueInteger": high},
+        ]
+    return item
+
+
+def answer_value(q: Question, value: int) -> dict[str, Any]:
+    """One QuestionnaireResponse.item.answer for a stored integer value."""
+    if q.kind is QuestionKind.CHOICE:
+        labels = q.value_labels()
+        return {
+            "valueCoding": {
+                "system": answer_system(q),
+                "code": str(value),
+                "display": labels.get(value, str(value)),
+            }
+        }
+    if q.kind is QuestionKind.YESNO:
+        return {"valueBoolean": bool(value)}
+    return {"valueInteger": int(value)}
+
+
+def questionnaire_response(
+    survey: Survey,
+    *,
+    wave: int,
+    pid: str,
+    study: str,
+    checkin_state: str,
+    answers: Mapping[str, int | None],
+) -> dict[str, Any]:
+    """A QuestionnaireResponse for one patient's check-in; `answers` maps question key -> value."""
+    items = []
+    for q in survey.questions:
+        value = answers.get(q.key)
+        if value is None:
+            continue
+        items.append({"linkId": q.link_id, "text": q.text, "answer": [answer_value(q, value)]})
+    resource: dict[str, Any] = {
+        "resourceType": "QuestionnaireResponse",
+        "id": f"{pid}-{wave}m",
+        "questionnaire": f"{questionnaire_url(wave)}|{survey.version_tag}",
+        "status": RESPONSE_STATUS.get(checkin_state, "stopped"),
+        "subject": {
+            "identifier": {"system": f"{BASE}:study:{study}:pid", "value": pid},
+            "display": "pseudonymous research participant",
+        },
+    }
+    if items:
+        resource["item"] = items
+    return resource
+
+
+def bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """A collection Bundle (used for the Questionnaire resources of an export)."""
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": r.get("url", f"{BASE}:{r['resourceType']}:{r['id']}"), "resource": r}
+            for r in resources
+        ],
+    }
+
+
+def validate_r4(resource: dict[str, Any]) -> Any:
+    """Parse with the fhir.resources R4B model of its resourceType (raises if invalid)."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    return get_fhir_model_class(resource["resourceType"]).model_validate(resource)
