@@ -238,14 +238,12 @@ def _canonical(word: str) -> str:
     if word in _VOCAB or word in _NEVER_FUZZ:
         return word
     if any(c.isdigit() for c in word) and any(c.isalpha() for c in word):
-        unleet = word.translate(_LEET)
-        resolved = _canonical(unleet)
-        if resolved in _VOCAB:
-            return resolved
-        if unleet.replace("i", "l") != unleet:  # "1" may stand for l as well as i
-            resolved = _canonical(word.translate(_LEET).replace("i", "l"))
-            if resolved in _VOCAB:
-                return resolved
+        # "1" may stand for i or l: try both readings; keep the word if neither is a rule word.
+        for reading in (word.translate(_LEET), word.replace("1", "l").translate(_LEET)):
+            if not any(c.isdigit() for c in reading):
+                resolved = _canonical(reading)
+                if resolved in _VOCAB:
+                    return resolved
         return word
     collapsed = _collapse(word)
     if collapsed in _COLLAPSED_VOCAB and collapsed not in _NOT_A_RULE_WORD:
