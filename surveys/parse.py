@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from enum import StrEnum
+from functools import lru_cache
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -89,6 +91,7 @@ _UNREADABLE = ParseResult(kind=ParseKind.UNPARSEABLE, reason=ClarifyReason.NOT_U
 # --- normalisation -----------------------------------------------------------------------
 
 _KEEP_PUNCT = frozenset("./-")
+_DIGIT_RE = re.compile(r"\d")  # any Unicode decimal digit
 _APOSTROPHES = str.maketrans({"\u2019": "", "\u2018": "", "'": "", "`": "", "\u02bc": ""})
 _EMOJI_WORDS = {"\U0001f44d": " thumbsup ", "\U0001f44e": " thumbsdown ", "\u2705": " tick "}
 
@@ -164,7 +167,7 @@ _NUMBER_RE = re.compile(r"(?P<neg>(?<![\w.])-\s?)?(?P<int>\d+)(?:\.(?P<frac>\d+)
 _CONTEXT_UNIT_RE = re.compile(r"\s*(?:months?|mths?|weeks?|wks?|days?|years?|yrs?|hours?|am|pm)\b")
 
 
-class _Number(BaseModel):
+class _Number(NamedTuple):
     value: int
     whole: bool
     context: bool  # followed by a time unit ("in the last 6 months"): not the answer
@@ -176,7 +179,8 @@ def _numbers(text: str, denominator: int | None) -> list[_Number]:
         text = _OUT_OF_RE.sub(
             lambda m: m.group(1) if int(m.group(2)) == denominator else m.group(0), text
         )
-    found = []
+    found: list[_Number] = []
+    answers_seen: set[tuple[int, bool]] = set()
     for m in _NUMBER_RE.finditer(text):
         digits = m.group("int")
         # Very long digit runs (a phone number, a pasted code) are simply out of range.
@@ -184,9 +188,13 @@ def _numbers(text: str, denominator: int | None) -> list[_Number]:
         if m.group("neg"):
             value = -value
         frac = m.group("frac")
-        whole = frac is None or int(frac) == 0
+        whole = frac is None or not frac.strip("0")
         context = bool(_CONTEXT_UNIT_RE.match(text, m.end()))
-        found.append(_Number(value=value, whole=whole, context=context))
+        found.append(_Number(value, whole, context))
+        if not context:
+            answers_seen.add((value, whole))
+            if len(answers_seen) > 2:
+                break  # already ambiguous: no need to read 800 more numbers
     answers = [n for n in found if not n.context]
     return answers if answers else found
 
@@ -252,27 +260,32 @@ def _parse_yesno(words: str) -> ParseResult:
     return _UNREADABLE
 
 
-def _choice_phrases(question: Question) -> list[tuple[str, int]]:
-    phrases = []
-    for choice in question.choices:
-        for phrase in (choice.label, *choice.synonyms):
+@lru_cache(maxsize=256)
+def _choice_matcher(
+    options: tuple[tuple[int, tuple[str, ...]], ...],
+) -> tuple[re.Pattern[str], dict[str, int]]:
+    """One regex for every label and synonym, longest first so "most of the time" beats
+    "time"; a preceding "not" ("not often", "not very often") is captured as ``neg``."""
+    by_phrase: dict[str, int] = {}
+    for value, phrases in options:
+        for phrase in phrases:
             cleaned = _words(_normalise(phrase))
             if cleaned:
-                phrases.append((cleaned, choice.value))
-    return sorted(phrases, key=lambda p: -len(p[0]))
+                by_phrase.setdefault(cleaned, value)
+    alternation = "|".join(re.escape(p) for p in sorted(by_phrase, key=len, reverse=True))
+    pattern = re.compile(rf"(?P<neg>\bnot (?:very |that |so )?)?\b(?P<phrase>{alternation})\b")
+    return pattern, by_phrase
 
 
 def _choice_words(question: Question, words: str) -> set[int] | None:
     """Values named by words; None when a named option is negated ("not often")."""
+    options = tuple((c.value, (c.label, *c.synonyms)) for c in question.choices)
+    pattern, by_phrase = _choice_matcher(options)
     values: set[int] = set()
-    text = f" {words} "
-    for phrase, value in _choice_phrases(question):
-        pattern = re.compile(rf"(?P<neg>\bnot (?:very |that |so )?)?\b{re.escape(phrase)}\b")
-        for m in pattern.finditer(text):
-            if m.group("neg"):
-                return None
-            values.add(value)
-        text = pattern.sub(" # ", text)  # longest phrase wins: "most of the time" > "time"
+    for m in pattern.finditer(words):
+        if m.group("neg"):
+            return None
+        values.add(by_phrase[m.group("phrase")])
     return values
 
 
@@ -290,7 +303,7 @@ def parse_reply(question: Question, raw_text: str | None) -> ParseResult:
     if not text.strip(" ./-"):
         return _UNREADABLE  # only emoji, symbols or punctuation
 
-    has_digit = any(unicodedata.category(ch) == "Nd" for ch in text)
+    has_digit = _DIGIT_RE.search(text) is not None
     if _SKIP_RE.search(text):
         return _ambiguous(set()) if has_digit else _SKIP
 
