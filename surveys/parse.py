@@ -143,7 +143,7 @@ _COUNT_ZERO_RE = re.compile(
 )
 # "once a month", "2 times a week": a rate, not the total we asked for.
 _RATE_RE = re.compile(
-    r"\d+(?: times?| x)? (?:a|per|each|every) (?:day|week|fortnight|month|year)\b"
+    r"(?<!\d)\d+(?: times?| x)? (?:a|per|each|every) (?:day|week|fortnight|month|year)\b"
 )
 
 
