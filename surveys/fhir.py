@@ -154,8 +154,39 @@ def bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+# Required value-set bindings that fhir.resources does not check itself.
+_R4_CODES = {
+    ("QuestionnaireResponse", "status"): {
+        "in-progress", "completed", "amended", "entered-in-error", "stopped",
+    },
+    ("Questionnaire", "status"): {"draft", "active", "retired", "unknown"},
+    ("Bundle", "type"): {
+        "document", "message", "transaction", "transaction-response", "batch",
+        "batch-response", "history", "searchset", "collection",
+    },
+}  # fmt: skip
+_R4_ITEM_TYPES = {
+    "group", "display", "question", "boolean", "decimal", "integer", "date", "dateTime",
+    "time", "string", "text", "url", "choice", "open-choice", "attachment", "reference",
+    "quantity",
+}  # fmt: skip
+
+
 def validate_r4(resource: dict[str, Any]) -> Any:
-    """Parse with the fhir.resources R4B model of its resourceType (raises if invalid)."""
+    """Parse with the fhir.resources R4B model of its resourceType and check the required
+    code bindings used here (raises ValueError, or pydantic's ValidationError, if invalid)."""
     from fhir.resources.R4B import get_fhir_model_class
 
-    return get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    kind = resource.get("resourceType", "")
+    model = get_fhir_model_class(kind).model_validate(resource)
+    for (rtype, element), codes in _R4_CODES.items():
+        if kind == rtype and resource.get(element) not in codes:
+            raise ValueError(f"{kind}.{element} {resource.get(element)!r} is not an R4 code")
+    if kind == "Questionnaire":
+        for item in resource.get("item", []):
+            if item.get("type") not in _R4_ITEM_TYPES:
+                raise ValueError(f"Questionnaire.item.type {item.get('type')!r} is not R4")
+    if kind == "Bundle":
+        for entry in resource.get("entry", []):
+            validate_r4(entry["resource"])
+    return model

@@ -39,6 +39,13 @@ _PLACEHOLDERS: dict[str, set[str]] = {
     "choice_option": {"value", "label"},
 }
 _CLARIFICATION_PLACEHOLDERS = _COMMON | {"hint"}
+# Safety and compliance words a deployment's rewording must keep (DESIGN section 5).
+_MUST_MENTION: dict[str, tuple[str, ...]] = {
+    "opening": ("STOP", "999"),
+    "help": ("STOP", "999"),
+    "crisis": ("999", "111", "116 123", "85258"),
+    "unknown_sender": ("999",),
+}
 
 
 class ServiceTextsError(ValueError):
@@ -93,6 +100,10 @@ class ServiceTexts(BaseModel):
     def _check_texts(self) -> ServiceTexts:
         for name, allowed in _PLACEHOLDERS.items():
             _check(name, getattr(self, name), allowed)
+        for name, words in _MUST_MENTION.items():
+            absent = [w for w in words if w not in getattr(self, name)]
+            if absent:
+                raise ValueError(f"text {name!r} must mention {', '.join(absent)}")
         missing = set(ClarifyReason) - set(self.clarification)
         if missing:
             raise ValueError(f"clarification texts missing for {sorted(missing)}")

@@ -71,6 +71,11 @@ def test_a_deployment_can_reword_the_reply_hints(tmp_path: Path) -> None:
         ("closing: 'Thanks {'\n", "braces"),
         ("clossing: 'Thanks'\n", "unknown text names"),
         ("- a list\n", "mapping"),
+        (
+            "crisis: 'Call Samaritans on 116 123 or NHS 111, or text SHOUT to 85258'\n",
+            "must mention 999",
+        ),
+        ("opening: 'Hello from {service_name}. In an emergency call 999.'\n", "must mention STOP"),
         ("crisis: [unclosed\n", "not valid YAML"),
     ],
 )
