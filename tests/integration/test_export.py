@@ -231,6 +231,14 @@ def test_every_format_reads_back_without_identifiers(
     nc = app.crypto.pseudonym("alpha", cohort["refs"]["no_consent"])
     assert rows.loc[(nc, 0), "lonely"] == 5 and rows.loc[(nc, 6), "responded"] == 0
 
+    # The analysis package reads every tabular export folder (DESIGN section 6 contract).
+    from analysis.dataset import load_study
+
+    for fmt in ("csv", "parquet", "stata", "spss", "fhir"):
+        study = load_study(tmp_path / fmt)
+        assert len(study.outcomes) == 12 and study.study == "alpha"
+        assert EVIL_SITE in set(study.outcomes["site"])
+
     # Formula injection: text cells are quoted, negative numbers stay numbers.
     raw = (tmp_path / "csv" / "outcomes.csv").read_text("utf-8")
     assert "'=HYPERLINK" in raw and "\n=" not in raw and ",=" not in raw
@@ -312,3 +320,27 @@ def test_empty_database_exports_empty_tables(app: App, tmp_path: Path) -> None:
     assert list(pd.read_parquet(tmp_path / "outcomes.parquet").columns)[:2] == ["pid", "site"]
     assert (tmp_path / "codebook.json").exists()
     _ = timedelta  # noqa: F841
+
+
+def test_cli_export_writes_the_folder(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from tests.conftest import TEST_KEY
+    from tracker.cli import app as cli
+
+    make_episode(app, discharged_on=DISCHARGED, baseline={"happy": 5})
+    monkeypatch.setenv("TRACKER_DATABASE_URL", app.settings.database_url)
+    monkeypatch.setenv("TRACKER_SECRET_KEY", TEST_KEY)
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["export", "--format", "stata", "--out", str(tmp_path / "x"), "--study", "s1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 patients, 3 outcome rows" in result.output
+    data, meta = pyreadstat.read_dta(str(tmp_path / "x" / "outcomes.dta"))
+    assert data["happy"].tolist()[0] == 5 and meta.variable_value_labels["responded"]
+    bad = runner.invoke(cli, ["export", "--format", "xlsx", "--out", str(tmp_path / "y")])
+    assert bad.exit_code != 0
+    assert "analyse" in runner.invoke(cli, ["--help"]).output
