@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -20,9 +22,12 @@ PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def web_client(app: App) -> TestClient:
+def web_client(app: App, exports_dir: Path | None = None) -> TestClient:
     # TestClient talks http://testserver: secure cookies would never be sent back.
-    app.settings = app.settings.model_copy(update={"cookie_secure": False})
+    exports_dir = exports_dir or Path(tempfile.mkdtemp(prefix="tracker-exports-"))
+    app.settings = app.settings.model_copy(
+        update={"cookie_secure": False, "exports_dir": exports_dir}
+    )
     return TestClient(create_app(app), follow_redirects=False)
 
 

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["ons4", "loneliness_direct", "gp_visits", "community", "recontact"]
     )
     texts_file: Path | None = None
+    # Where dashboard/API exports are written (default: `exports/` beside the SQLite file,
+    # else in the working directory).
+    exports_dir: Path | None = None
     send_rate_per_second: float = Field(default=5.0, gt=0)
     worker_interval_seconds: float = Field(default=60.0, gt=0)
     batch_size: int = Field(default=200, ge=1, le=10_000)

@@ -30,6 +30,8 @@ class ExportRecord:
 
 
 def exports_root(app: App) -> Path:
+    if app.settings.exports_dir is not None:
+        return Path(app.settings.exports_dir)
     db = app.settings.sqlite_path
     return (db.parent if db is not None else Path.cwd()) / "exports"
 
