@@ -1,0 +1,116 @@
+"""`tracker demo`: the whole loop on a simulated cohort, ending with a report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tracker.cli.common import UserError, console, out
+from tracker.demo import DemoError, DemoResult, run_demo
+from tracker.demo import Progress as DemoProgress
+
+PHASE_UNITS = {"simulated months": "months"}
+
+
+class RichProgress(DemoProgress):
+    """The demo's phases as rich progress bars (on stderr, so stdout stays the summary)."""
+
+    def __init__(self, bars: Progress) -> None:
+        self.bars = bars
+        self.tasks: dict[str, TaskID] = {}
+
+    def start(self, phase: str, total: float) -> None:
+        self.tasks[phase] = self.bars.add_task(phase, total=total)
+
+    def update(self, phase: str, completed: float) -> None:
+        self.bars.update(self.tasks[phase], completed=completed)
+
+    def finish(self, phase: str) -> None:
+        task = self.tasks[phase]
+        self.bars.update(task, completed=self.bars.tasks[task].total)
+
+
+def demo(
+    patients: Annotated[
+        int, typer.Option("--patients", help="Simulated patients to enrol.", min=10, max=100_000)
+    ] = 500,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same story.")] = 2026,
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Folder for demo.db, the export and the report (default: here). "
+            "Re-running replaces what an earlier demo wrote there.",
+        ),
+    ] = Path("."),
+) -> None:
+    """Run the whole loop on a simulated cohort (SQLite, simulated texts, 13 simulated months)
+    and end with the research export and the analysis report."""
+    started = time.perf_counter()
+    bars = Progress(
+        TextColumn("{task.description:<17}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    try:
+        with bars:
+            result = run_demo(out_dir, patients=patients, seed=seed, progress=RichProgress(bars))
+    except DemoError as exc:
+        raise UserError(str(exc)) from exc
+    print_summary(result, time.perf_counter() - started)
+
+
+def print_summary(result: DemoResult, elapsed: float) -> None:
+    s = result.summary
+    table = Table(title="Demo: 13 simulated months", show_header=True, title_justify="left")
+    table.add_column("")
+    table.add_column("", justify="right")
+    table.add_row("patients enrolled", str(s.patients))
+    table.add_row("texts sent / received", f"{s.texts_sent} / {s.texts_received}")
+    states = ", ".join(f"{k} {v}" for k, v in sorted(s.checkins_by_state.items()))
+    table.add_row("check-ins", states)
+    table.add_row("most opening texts for one check-in", str(s.opening_texts_per_checkin_max))
+    for pattern, (answered, texted) in s.answered_by_pattern.items():
+        rate = answered / texted if texted else 0.0
+        table.add_row(f"answered: {pattern}", f"{answered}/{texted} ({rate:.0%})")
+    alerts = ", ".join(f"{k} {v}" for k, v in sorted(s.alerts_by_kind.items())) or "none"
+    table.add_row("alerts raised", alerts)
+    out.print(table)
+
+    if s.contrasts:
+        contrasts = Table(
+            title="Headline contrasts at 12 months (change vs rapid, 95% CI)", title_justify="left"
+        )
+        contrasts.add_column("model")
+        contrasts.add_column("pattern")
+        contrasts.add_column("estimate", justify="right")
+        contrasts.add_column("95% CI", justify="right")
+        for model, term, est, lo, hi in s.contrasts:
+            pattern = term.split("[T.", 1)[1].split("]", 1)[0]
+            contrasts.add_row(model, pattern, f"{est:+.2f}", f"{lo:+.2f} to {hi:+.2f}")
+        out.print(contrasts)
+    elif result.analysis_problem:
+        out.print(f"analysis not run: {result.analysis_problem}")
+
+    timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+    out.print(f"took {elapsed:.1f}s ({timings})")
+    if result.report_html is not None:
+        out.print(f"report:   {result.report_html}")
+    for fmt, path in result.exports.items():
+        out.print(f"export:   {path} ({fmt})")
+    out.print(f"database: {result.database} (simulator; explore it with the dashboard:")
+    out.print(
+        f"          cd {result.out_dir} && TRACKER_DATABASE_URL=sqlite:///demo.db tracker serve)"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
