@@ -157,18 +157,23 @@ def _wave_behaviour(rng: random.Random, row: dict) -> WaveBehaviour:
 
 
 def _script_one_offs(rng: random.Random, patients: list[DemoPatient]) -> None:
+    """One risk disclosure, one HELP, at least one STOP, one "please stop texting me"."""
     answering = [
         p.waves[6]
         for p in patients
         if p.consent_sms and p.waves[6].plan is Plan.ANSWER and p.waves[6].give_up_after is None
     ]
-    if answering:
-        rng.choice(answering).discloses_risk_at = "anxious"
-        rng.choice(answering).asks_for_help = True
-    stoppers = [
-        w for p in patients if p.consent_sms for w in p.waves.values() if w.plan is Plan.STOP
-    ]
-    if stoppers:
+    if len(answering) >= 3:
+        risk, helper, stopper = rng.sample(answering, 3)
+        risk.discloses_risk_at = "anxious"
+        helper.asks_for_help = True
+        stoppers = [
+            w for p in patients if p.consent_sms for w in p.waves.values() if w.plan is Plan.STOP
+        ]
+        if not stoppers:  # small cohorts: make sure the demo shows a STOP
+            stopper.plan = Plan.STOP
+            stopper.first_reply_after = timedelta(minutes=rng.uniform(2, 240))
+            stoppers = [stopper]
         stoppers[0].stop_sentence = True
 
 
