@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from tracker import import_messages as msg
+from tracker.db.bulk import among, insert_rows, insert_with_ids
 from tracker.db.tables import AuditEvent, CheckIn, Episode, Patient
 from tracker.domain import PATTERN_RULE_VERSION, CheckInState, ContactState, derive_pattern
 from tracker.importing import (
@@ -161,7 +162,7 @@ class Enroller:
                     _patients.c.gender,
                     _patients.c.imd_quintile,
                     _patients.c.contact_state,
-                ).where(_patients.c.patient_ref.in_(list(latest)))
+                ).where(among(self.session, _patients.c.patient_ref, list(latest)))
             )
         }
         result: dict[str, tuple[int, str]] = {}
@@ -207,10 +208,8 @@ class Enroller:
                 else:
                     updates.append(change)
         if inserts:
-            created = self.session.execute(
-                insert(_patients).returning(_patients.c.id, _patients.c.patient_ref), inserts
-            )
-            for pid, ref in created:
+            created = insert_with_ids(self.session, _patients, inserts, "patient_ref")
+            for ref, pid in created.items():
                 result[ref] = (pid, ContactState.ACTIVE.value)
             self.counts.patients_created += len(inserts)
         for group in _same_keys(updates):
@@ -257,7 +256,7 @@ class Enroller:
             r.episode_ref: r
             for r in self.session.execute(
                 select(_episodes.c.id, _episodes.c.episode_ref, *_episode_columns()).where(
-                    _episodes.c.episode_ref.in_([row.episode_ref for row in rows])
+                    among(self.session, _episodes.c.episode_ref, [r.episode_ref for r in rows])
                 )
             )
         }
@@ -292,10 +291,7 @@ class Enroller:
             else:
                 audits.append(self._audit_row(row.episode_ref, changed, 0))
         if inserts:
-            created = self.session.execute(
-                insert(_episodes).returning(_episodes.c.id, _episodes.c.episode_ref), inserts
-            )
-            ids = dict((ref, eid) for eid, ref in created)
+            ids = insert_with_ids(self.session, _episodes, inserts, "episode_ref")
             self.counts.episodes_created += len(inserts)
             self._insert_checkins(
                 [(ids[row.episode_ref], row, patients[row.patient_ref][1]) for row in new_rows]
@@ -363,8 +359,7 @@ class Enroller:
             for episode_id, row, contact_state in items
             for plan in self.plans(row.discharge_date, row.consent_sms)
         ]
-        if rows:
-            self.session.execute(insert(_checkins), rows)
+        insert_rows(self.session, _checkins, rows)
 
     def _replan(
         self,
@@ -383,7 +378,7 @@ class Enroller:
                 _checkins.c.reason,
                 _checkins.c.send_attempts,
                 _checkins.c.opened_at,
-            ).where(_checkins.c.episode_id.in_(ids))
+            ).where(among(self.session, _checkins.c.episode_id, ids))
         ):
             current.setdefault(checkin.episode_id, {})[checkin.wave] = checkin
         changes: list[dict[str, Any]] = []
@@ -430,8 +425,7 @@ class Enroller:
                 .values({k: bindparam(k) for k in changes[0] if k != "b_id"}),
                 changes,
             )
-        if missing:
-            self.session.execute(insert(_checkins), missing)
+        insert_rows(self.session, _checkins, missing)
         return audits
 
     def _uncount(self, state: str) -> None:
