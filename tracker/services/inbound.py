@@ -173,9 +173,16 @@ def _store_raw(
         return existing, True
 
 
-def _claim(session: Session, message_id: int, now: datetime) -> bool:
-    """Mark the raw text as interpreted; False if another copy got there first."""
-    result = session.execute(
+@dataclass(frozen=True)
+class _Raw:
+    id: int
+    body: str | None
+    media_count: int
+
+
+def _claim(session: Session, message_id: int, now: datetime) -> _Raw | None:
+    """Mark the raw text as interpreted; None if another copy got there first."""
+    row = session.execute(
         update(Message)
         .where(Message.id == message_id, Message.status == MessageStatus.PENDING)
         .values(
@@ -183,9 +190,10 @@ def _claim(session: Session, message_id: int, now: datetime) -> bool:
             status_rank=status_rank(MessageStatus.RECEIVED),
             status_updated_at=now,
         )
+        .returning(Message.body, Message.media_count)
         .execution_options(synchronize_session=False)
-    )
-    return (result.rowcount or 0) == 1
+    ).first()
+    return _Raw(message_id, row.body, row.media_count) if row is not None else None
 
 
 def _find_patient(session: Session, index: str) -> tuple[Patient | None, CheckIn | None]:
@@ -196,19 +204,20 @@ def _find_patient(session: Session, index: str) -> tuple[Patient | None, CheckIn
     if not patients:
         return None, None
     ids = [p.id for p in patients]
-    open_one = session.scalars(
-        select(CheckIn)
-        .join(Episode)
+    # The patient id comes with the check-in (no lazy load of the episode: one round trip).
+    found = session.execute(
+        select(CheckIn, Episode.patient_id)
+        .join(Episode, Episode.id == CheckIn.episode_id)
         .where(Episode.patient_id.in_(ids), CheckIn.state == CheckInState.OPEN)
         .order_by(CheckIn.opened_at.desc(), CheckIn.id.desc())
         .limit(1)
         .with_for_update(of=CheckIn)
     ).first()
-    if open_one is None:
+    if found is None:
         # The most recent conversation that closed with its window: a reply now is late.
-        open_one = session.scalars(
-            select(CheckIn)
-            .join(Episode)
+        found = session.execute(
+            select(CheckIn, Episode.patient_id)
+            .join(Episode, Episode.id == CheckIn.episode_id)
             .where(
                 Episode.patient_id.in_(ids),
                 CheckIn.opened_at.is_not(None),
@@ -217,9 +226,9 @@ def _find_patient(session: Session, index: str) -> tuple[Patient | None, CheckIn
             .order_by(CheckIn.opened_at.desc(), CheckIn.id.desc())
             .limit(1)
         ).first()
-    if open_one is not None:
-        owner = next(p for p in patients if p.id == open_one.episode.patient_id)
-        return owner, open_one
+    if found is not None:
+        checkin, owner_id = found
+        return next(p for p in patients if p.id == owner_id), checkin
     # Several patients can share a phone (carers); prefer one who can be texted.
     active = [p for p in patients if p.contact_state == ContactState.ACTIVE]
     return (active or patients)[0], None
@@ -231,10 +240,9 @@ def _interpret(
     settings = app.settings
     survey, texts = survey_for(settings), texts_for(settings)
     with app.sessions.begin() as session:
-        if not _claim(session, message_id, now):
+        message = _claim(session, message_id, now)
+        if message is None:
             return None
-        message = session.get(Message, message_id)
-        assert message is not None
         patient, checkin = _find_patient(session, index)
         state = None
         if checkin is not None:
@@ -253,11 +261,20 @@ def _interpret(
             survey=survey,
             texts=texts,
         )
+        links: dict[str, object] = {}
         if patient is not None:
-            message.patient_id = patient.id
+            links["patient_id"] = patient.id
         if checkin is not None and outcome.route in _CHECKIN_ROUTES:
-            message.checkin_id = checkin.id
-        message.late = outcome.late
+            links["checkin_id"] = checkin.id
+        if outcome.late:
+            links["late"] = True
+        if links:
+            session.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(**links)
+                .execution_options(synchronize_session=False)
+            )
         _apply(app, session, outcome, message, patient, checkin, number, index, now)
         queued = _queue_replies(session, outcome, patient, checkin, number, index, now, app)
         session.flush()
@@ -284,7 +301,7 @@ def _apply(
     app: App,
     session: Session,
     outcome: conversation.Outcome,
-    message: Message,
+    message: _Raw,
     patient: Patient | None,
     checkin: CheckIn | None,
     number: str,

@@ -22,6 +22,4 @@ def create() -> FastAPI:
     )
     app = build(settings)
     _ = app.crypto  # a missing key fails at start-up, not on the first text
-    web = create_app(app)
-    web.add_event_handler("shutdown", app.close)
-    return web
+    return create_app(app)  # connections close with the worker process
