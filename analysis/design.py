@@ -28,13 +28,19 @@ class Design:
 
 
 def build_design(
-    rhs: str, data: pd.DataFrame, *, categorical: list[str], numeric: list[str]
+    rhs: str,
+    data: pd.DataFrame,
+    *,
+    categorical: list[str],
+    numeric: list[str],
+    rows: np.ndarray | None = None,
 ) -> Design:
     """Design matrix for formula right-hand side `rhs` over all rows of `data`.
 
     `categorical` and `numeric` list the data columns the formula uses; numeric columns must
     enter linearly by name (e.g. `age`, `sessions`, `sessions:C(wave)`), categoricals through
     `C(...)`. Anything else is handed to patsy on the full data (slow but correct).
+    `rows` (a boolean mask) builds the matrix for those rows only, with levels taken from all rows.
     """
     if len(data) == 0:
         raise ValueError("no rows to build a design matrix from")
@@ -73,14 +79,17 @@ def build_design(
             if name in numeric_set:
                 nums.append(name)
             elif not any(f"C({c}" in name or name == c for c in categorical):
-                return _patsy_full(rhs, data)
+                return _patsy_full(rhs, data if rows is None else data[rows])
         if nums:
             multipliers.append((sl, nums))
+    if rows is not None:
+        combo_idx = combo_idx[rows]
     exog = np.asarray(mat)[combo_idx]
     for sl, nums in multipliers:
-        m = np.ones(len(data))
+        m = np.ones(len(combo_idx))
         for name in nums:
-            m = m * data[name].to_numpy(dtype=float)
+            values = data[name].to_numpy(dtype=float)
+            m = m * (values if rows is None else values[rows])
         exog[:, sl] *= m[:, None]
     return Design(exog=exog, names=list(info.column_names))
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from analysis.fast_lmm import group_summer
+
 
 @dataclass(frozen=True)
 class Family:
@@ -91,6 +93,7 @@ def fit_exchangeable_gee(
         y, x, groups = y[order], x[order], groups[order]
     n_obs, p = x.shape
     starts = _starts(groups)
+    summer = group_summer(starts, len(groups))
     sizes = np.diff(np.r_[starts, n_obs]).astype(float)
     n_pairs = float(np.sum(sizes * (sizes - 1) / 2))
     ddof = p
@@ -99,31 +102,32 @@ def fit_exchangeable_gee(
     alpha = 0.0
     converged = False
     it = 0
+    xt, rt = _standardised(y, x, beta, family)
     for it in range(1, maxiter + 1):  # noqa: B007
-        xt, rt = _standardised(y, x, beta, family)
-        sx = np.add.reduceat(xt, starts, axis=0)
-        sr = np.add.reduceat(rt, starts)
+        sx = summer @ xt
+        sr = summer @ rt
         c = alpha / (1.0 - alpha + sizes * alpha)
         bmat = (xt.T @ xt - (sx * c[:, None]).T @ sx) / (1.0 - alpha)
         score = (xt.T @ rt - sx.T @ (c * sr)) / (1.0 - alpha)
         step = np.linalg.solve(bmat, score)
         beta = beta + step
+        # statsmodels' order: update the mean, then the working correlation from new residuals.
         xt, rt = _standardised(y, x, beta, family)
-        sr = np.add.reduceat(rt, starts)
+        sr = summer @ rt
         ssr = rt @ rt
         scale_ex = ssr / (n_obs - ddof)
         new_alpha = (0.5 * (sr @ sr - ssr) / scale_ex) / (n_pairs - ddof) if n_pairs > ddof else 0.0
-        delta = max(np.max(np.abs(step) / (1.0 + np.abs(beta))), abs(new_alpha - alpha))
         # Keep the working correlation positive definite while beta is still far off.
-        alpha = float(np.clip(new_alpha, -1.0 / max(sizes.max() - 1.0, 1.0) + 1e-6, 0.999))
+        new_alpha = float(np.clip(new_alpha, -1.0 / max(sizes.max() - 1.0, 1.0) + 1e-6, 0.999))
+        delta = max(float(np.max(np.abs(step) / (1.0 + np.abs(beta)))), abs(new_alpha - alpha))
+        alpha = new_alpha
         if delta < tol:
             converged = True
             break
 
-    xt, rt = _standardised(y, x, beta, family)
-    sx = np.add.reduceat(xt, starts, axis=0)
-    sr = np.add.reduceat(rt, starts)
-    sxr = np.add.reduceat(xt * rt[:, None], starts, axis=0)
+    sx = summer @ xt
+    sr = summer @ rt
+    sxr = summer @ (xt * rt[:, None])
     c = alpha / (1.0 - alpha + sizes * alpha)
     bmat = (xt.T @ xt - (sx * c[:, None]).T @ sx) / (1.0 - alpha)
     u = (sxr - sx * (c * sr)[:, None]) / (1.0 - alpha)
@@ -160,5 +164,43 @@ def _start_values(y: np.ndarray, x: np.ndarray, family: Family) -> np.ndarray:
         z = np.log(m / (1 - m))
     else:
         z = y
-    beta, *_ = np.linalg.lstsq(x, z, rcond=None)
-    return beta
+    # Normal equations: lstsq's SVD is needlessly slow on millions of rows.
+    return np.linalg.solve(x.T @ x, x.T @ z)
+
+
+def fit_weighted_linear(
+    y: np.ndarray, exog: np.ndarray, groups: np.ndarray, names: list[str], weights: np.ndarray
+) -> GeeFit:
+    """Weighted least squares with a cluster-robust (sandwich) covariance.
+
+    The same estimator as statsmodels' `GEE(..., family=Gaussian(), cov_struct=Independence(),
+    weights=weights)`: used for inverse-probability-weighted fits.
+    """
+    y = np.asarray(y, dtype=float)
+    x = np.asarray(exog, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    groups = np.asarray(groups)
+    if np.any(groups[1:] < groups[:-1]):
+        order = np.argsort(groups, kind="stable")
+        y, x, w, groups = y[order], x[order], w[order], groups[order]
+    starts = _starts(groups)
+    xw = x * w[:, None]
+    bmat = xw.T @ x
+    beta = np.linalg.solve(bmat, xw.T @ y)
+    r = y - x @ beta
+    u = group_summer(starts, len(groups)) @ (xw * r[:, None])
+    bmati = np.linalg.inv(bmat)
+    n_obs, p = x.shape
+    scale = float(np.sum(w * r * r) / np.sum(w) * n_obs / (n_obs - p))
+    return GeeFit(
+        names=list(names),
+        params=beta,
+        cov_robust=bmati @ (u.T @ u) @ bmati,
+        cov_naive=bmati * scale,
+        dep_param=0.0,
+        scale=scale,
+        n_obs=n_obs,
+        n_groups=len(starts),
+        converged=True,
+        iterations=1,
+    )

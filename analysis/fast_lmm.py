@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, sparse
 
 
 @dataclass(frozen=True)
@@ -37,41 +37,62 @@ class SizeSums:
     c_vals: np.ndarray  # (k,): sum of Sy^2
 
 
+def group_summer(starts: np.ndarray, n_rows: int) -> sparse.csr_matrix:
+    """Sparse 0/1 matrix S with (S @ x)[g] = sum of x over the rows of group g (rows sorted).
+
+    A CSR product is several times faster than np.add.reduceat along axis 0 of a tall matrix.
+    """
+    indptr = np.r_[starts, n_rows].astype(np.int64)
+    return sparse.csr_matrix(
+        (np.ones(n_rows), np.arange(n_rows, dtype=np.int64), indptr), shape=(len(starts), n_rows)
+    )
+
+
+class GroupedExog:
+    """The y-independent part of the sums: reuse it to fit many outcomes on the same rows."""
+
+    def __init__(self, exog: np.ndarray, groups: np.ndarray) -> None:
+        exog = np.asarray(exog, dtype=float)
+        groups = np.asarray(groups)
+        self.order = None
+        if np.any(groups[1:] < groups[:-1]):
+            self.order = np.argsort(groups, kind="stable")
+            exog, groups = exog[self.order], groups[self.order]
+        self.exog = exog
+        self.starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+        n_i = np.diff(np.r_[self.starts, len(groups)])
+        self.summer = group_summer(self.starts, len(groups))
+        sx = self.summer @ exog
+        sizes, inv, counts = np.unique(n_i, return_inverse=True, return_counts=True)
+        self.sizes, self.counts = sizes.astype(float), counts.astype(float)
+        self.select = [np.flatnonzero(inv == k) for k in range(len(sizes))]
+        self.sx_by_size = [sx[sel] for sel in self.select]
+        self.a_mats = np.stack([m.T @ m for m in self.sx_by_size])
+        self.xtx = exog.T @ exog
+
+    def sums(self, y: np.ndarray) -> SizeSums:
+        y = np.asarray(y, dtype=float)
+        if self.order is not None:
+            y = y[self.order]
+        sy = self.summer @ y
+        sy_by_size = [sy[sel] for sel in self.select]
+        return SizeSums(
+            n_obs=len(y),
+            n_groups=len(self.starts),
+            xtx=self.xtx,
+            xty=self.exog.T @ y,
+            yty=float(y @ y),
+            sizes=self.sizes,
+            counts=self.counts,
+            a_mats=self.a_mats,
+            b_vecs=np.stack([m.T @ v for m, v in zip(self.sx_by_size, sy_by_size, strict=True)]),
+            c_vals=np.array([v @ v for v in sy_by_size]),
+        )
+
+
 def size_sums(y: np.ndarray, exog: np.ndarray, groups: np.ndarray) -> SizeSums:
     """Per-patient sums, pooled by group size. `groups` are integer codes, any order."""
-    y = np.asarray(y, dtype=float)
-    exog = np.asarray(exog, dtype=float)
-    groups = np.asarray(groups)
-    if np.any(groups[1:] < groups[:-1]):
-        order = np.argsort(groups, kind="stable")
-        y, exog, groups = y[order], exog[order], groups[order]
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    n_i = np.diff(np.r_[starts, len(groups)])
-    sx = np.add.reduceat(exog, starts, axis=0)
-    sy = np.add.reduceat(y, starts)
-    sizes, inv, counts = np.unique(n_i, return_inverse=True, return_counts=True)
-    p = exog.shape[1]
-    a_mats = np.empty((len(sizes), p, p))
-    b_vecs = np.empty((len(sizes), p))
-    c_vals = np.empty(len(sizes))
-    for k in range(len(sizes)):  # one iteration per distinct group size (1, 2, 3)
-        sel = inv == k
-        sxk, syk = sx[sel], sy[sel]
-        a_mats[k] = sxk.T @ sxk
-        b_vecs[k] = sxk.T @ syk
-        c_vals[k] = syk @ syk
-    return SizeSums(
-        n_obs=len(y),
-        n_groups=len(starts),
-        xtx=exog.T @ exog,
-        xty=exog.T @ y,
-        yty=float(y @ y),
-        sizes=sizes.astype(float),
-        counts=counts.astype(float),
-        a_mats=a_mats,
-        b_vecs=b_vecs,
-        c_vals=c_vals,
-    )
+    return GroupedExog(exog, groups).sums(y)
 
 
 @dataclass(frozen=True)
