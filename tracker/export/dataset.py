@@ -92,46 +92,67 @@ def build_dataset(
     keys = [*OUTCOME_QUESTION_KEYS, *extra_question_keys(survey)]
     tz = ZoneInfo(zone)
 
-    people = _index_episodes(fetch_table(conn, *_patients_sql(conn)).to_pandas())
+    people = fetch_table(conn, *_people_sql(conn, keys)).to_pandas(types_mapper=_pandas_types)
+    if not people["patient_id"].is_monotonic_increasing:
+        people = people.sort_values("patient_id", kind="stable").reset_index(drop=True)
     pid = pseudonyms(study_key, people["patient_ref"])
-    checkins = fetch_table(conn, *_checkins_sql(conn, keys)).to_pandas(types_mapper=_nullable_ints)
-    checkins = checkins[checkins["episode_id"].isin(people["episode_id"])]
 
     o_cols = outcome_columns(survey)
-    outcomes, opened = _outcomes(people, pid, checkins, keys, tz)
+    outcomes, opened = _outcomes(people, pid, keys, tz)
     outcomes = outcomes[[c.name for c in o_cols]]
 
     c_cols = contact_columns(include_free_text=include_free_text)
     messages = fetch_table(conn, *_messages_sql(conn, include_free_text)).to_pandas(
-        types_mapper=_nullable_ints
+        types_mapper=_pandas_types
     )
-    contacts = _contacts(messages, people, pid, checkins, tz, include_free_text)
+    contacts = _contacts(messages, people, pid, tz, include_free_text)
     contacts = contacts[[c.name for c in c_cols]]
     return StudyDataset(study, survey, outcomes, contacts, o_cols, c_cols, opened)
 
 
-def _nullable_ints(t: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
-    return pd.Int64Dtype() if pa.types.is_integer(t) else None
+def _pandas_types(t: pa.DataType) -> object:
+    if pa.types.is_integer(t):
+        return pd.Int64Dtype()
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return pd.StringDtype("pyarrow")
+    return None
 
 
-def _included(conn: Connection, alias: str = "p") -> str:
+def _included(alias: str = "p") -> str:
     # Withdrawn from research or erased: never exported (DESIGN section 4, issue 5).
     return (
         f"{alias}.contact_state <> '{ContactState.WITHDRAWN.value}' AND {alias}.erased_at IS NULL"
     )
 
 
-def _patients_sql(conn: Connection) -> tuple[str, dict[str, pa.DataType]]:
+def _people_sql(conn: Connection, keys: list[str]) -> tuple[str, dict[str, pa.DataType]]:
+    """One row per exported patient: the patient, the index episode (earliest discharge, then
+    first enrolled) and, side by side, each follow-up wave's check-in with its answers pivoted
+    by conditional aggregation. One row per patient keeps the transfer lean."""
     days = lambda c: epoch_days(conn, c)  # noqa: E731
     baseline = ", ".join(f"e.baseline_{k}" for k in OUTCOME_QUESTION_KEYS[:6])
-    sql = (
-        "SELECT p.id, p.patient_ref, p.birth_year, p.gender, p.imd_quintile, e.id, e.site, "
-        f"e.pattern, e.sessions, {days('e.referral_date')}, {days('e.discharge_date')}, "
-        f"{baseline} FROM patients p JOIN episodes e ON e.patient_id = p.id "
-        f"WHERE {_included(conn)}"
+    parsed = f"a.outcome = '{AnswerOutcome.PARSED.value}' AND a.answered_at <= c.window_closes_at"
+    pivots = ", ".join(
+        f"MAX(CASE WHEN {parsed} AND a.question_key = '{k}' THEN a.value END) AS ans{i}"
+        for i, k in enumerate(keys)
     )
+    bad = ", ".join(f"'{o}'" for o in ANSWER_OUTCOMES_COUNTED_INVALID)
+    answers = (
+        f"SELECT a.checkin_id, MIN(CASE WHEN {parsed} THEN a.answered_at END) AS first_at, "
+        f"SUM(CASE WHEN a.outcome IN ({bad}) THEN 1 ELSE 0 END) AS n_invalid, {pivots} "
+        "FROM answers a JOIN checkins c ON c.id = a.checkin_id GROUP BY a.checkin_id"
+    )
+    index_episode = (
+        "SELECT e.*, ROW_NUMBER() OVER (PARTITION BY e.patient_id "
+        "ORDER BY e.discharge_date, e.id) AS rn FROM episodes e"
+    )
+    select = [
+        "p.id, p.patient_ref, p.birth_year, p.gender, p.imd_quintile, e.id, e.site, e.pattern",
+        f"e.sessions, {days('e.referral_date')}, {days('e.discharge_date')}, {baseline}",
+    ]
+    joins = []
     i64, s = pa.int64(), pa.string()
-    schema = {
+    schema: dict[str, pa.DataType] = {
         "patient_id": i64,
         "patient_ref": s,
         "birth_year": i64,
@@ -145,50 +166,35 @@ def _patients_sql(conn: Connection) -> tuple[str, dict[str, pa.DataType]]:
         "discharge_day": i64,
         **{f"baseline_{k}": i64 for k in OUTCOME_QUESTION_KEYS[:6]},
     }
-    return sql, schema
-
-
-def _index_episodes(frame: pd.DataFrame) -> pd.DataFrame:
-    """One episode per patient: the earliest discharged (then the first enrolled)."""
-    frame = frame.sort_values(["patient_id", "discharge_day", "episode_id"], kind="stable")
-    frame = frame.drop_duplicates("patient_id", keep="first")
-    return frame.sort_values("patient_id", kind="stable").reset_index(drop=True)
-
-
-def _checkins_sql(conn: Connection, keys: list[str]) -> tuple[str, dict[str, pa.DataType]]:
-    parsed = f"a.outcome = '{AnswerOutcome.PARSED.value}' AND a.answered_at <= c.window_closes_at"
-    pivots = ", ".join(
-        f"MAX(CASE WHEN {parsed} AND a.question_key = '{k}' THEN a.value END) AS ans{i}"
-        for i, k in enumerate(keys)
-    )
-    bad = ", ".join(f"'{o}'" for o in ANSWER_OUTCOMES_COUNTED_INVALID)
-    sub = (
-        f"SELECT a.checkin_id, MIN(CASE WHEN {parsed} THEN a.answered_at END) AS first_at, "
-        f"SUM(CASE WHEN a.outcome IN ({bad}) THEN 1 ELSE 0 END) AS n_invalid, {pivots} "
-        "FROM answers a JOIN checkins c ON c.id = a.checkin_id GROUP BY a.checkin_id"
-    )
-    names = ["first_at", "n_invalid", *[f"ans{i}" for i in range(len(keys))]]
+    for w in FOLLOW_UP_WAVES:
+        c, x = f"c{w}", f"x{w}"
+        select.append(
+            f"{c}.id, {c}.state, {days(f'{c}.target_date')}, "
+            f"CASE WHEN {c}.opened_at IS NULL THEN 0 ELSE 1 END, "
+            f"{epoch_seconds(conn, f'{x}.first_at')}, {x}.n_invalid, "
+            + ", ".join(f"{x}.ans{i}" for i in range(len(keys)))
+        )
+        joins.append(
+            f"LEFT JOIN checkins {c} ON {c}.episode_id = e.id AND {c}.wave = {w} "
+            f"LEFT JOIN answered {x} ON {x}.checkin_id = {c}.id"
+        )
+        schema.update(
+            {
+                f"{c}_id": i64,
+                f"{c}_state": s,
+                f"{c}_target_day": i64,
+                f"{c}_opened": i64,
+                f"{c}_first_at": i64,
+                f"{c}_invalid": i64,
+                **{f"{c}_{k}": i64 for k in keys},
+            }
+        )
     sql = (
-        f"SELECT c.id, c.episode_id, c.wave, c.state, {epoch_days(conn, 'c.target_date')}, "
-        "CASE WHEN c.opened_at IS NULL THEN 0 ELSE 1 END, "
-        f"{epoch_seconds(conn, 'x.first_at')}, x.n_invalid, "
-        + ", ".join(f"x.{n}" for n in names[2:])
-        + " FROM checkins c JOIN episodes e ON e.id = c.episode_id "
-        "JOIN patients p ON p.id = e.patient_id "
-        f"LEFT JOIN ({sub}) x ON x.checkin_id = c.id WHERE {_included(conn)}"
+        f"WITH answered AS ({answers}) SELECT {', '.join(select)} FROM patients p "
+        f"JOIN ({index_episode}) e ON e.patient_id = p.id AND e.rn = 1 "
+        + " ".join(joins)
+        + f" WHERE {_included()}"
     )
-    i64 = pa.int64()
-    schema = {
-        "checkin_id": i64,
-        "episode_id": i64,
-        "wave": i64,
-        "state": pa.string(),
-        "target_day": i64,
-        "opened": i64,
-        "first_at": i64,
-        "n_invalid": i64,
-        **{k: i64 for k in keys},
-    }
     return sql, schema
 
 
@@ -196,17 +202,18 @@ def _messages_sql(conn: Connection, with_body: bool) -> tuple[str, dict[str, pa.
     at = epoch_seconds(conn, "COALESCE(m.sent_at, m.created_at)")
     late = "CASE WHEN m.late THEN 1 ELSE 0 END"
     sql = (
-        "SELECT m.id, m.patient_id, m.checkin_id, c.wave, m.direction, m.purpose, "
+        "SELECT m.id, m.patient_id, m.checkin_id, c.episode_id, c.wave, m.direction, m.purpose, "
         f"m.question_key, m.attempt, {at}, m.status, m.error_code, m.segments, {late}"
         + (", m.body" if with_body else "")
         + " FROM messages m JOIN patients p ON p.id = m.patient_id "
-        f"LEFT JOIN checkins c ON c.id = m.checkin_id WHERE {_included(conn)}"
+        f"LEFT JOIN checkins c ON c.id = m.checkin_id WHERE {_included()}"
     )
     i64, s = pa.int64(), pa.string()
     schema = {
         "message_id": i64,
         "patient_id": i64,
         "checkin_id": i64,
+        "episode_id": i64,
         "wave": i64,
         "direction": s,
         "purpose": s,
@@ -236,84 +243,73 @@ def _local_days(epoch: pd.Series, tz: ZoneInfo) -> pd.Series:
 def _outcomes(
     people: pd.DataFrame,
     pid: np.ndarray,
-    checkins: pd.DataFrame,
     keys: list[str],
     tz: ZoneInfo,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Long table: row 3*i + k is patient i at WAVES[k]."""
     n = len(people)
     nw = len(WAVES)
-    ref_year = (
-        people["referral_day"]
-        .to_numpy(dtype="int64")
-        .astype("datetime64[D]")
-        .astype("datetime64[Y]")
-        .astype("int64")
-        + 1970
-    )
-    birth = people["birth_year"].astype("Int64")
-    age = pd.array(ref_year, dtype="Int64") - birth.array
+    take = np.repeat(np.arange(n), nw)
+    days = people["referral_day"].to_numpy(dtype="int64", na_value=0)
+    ref_year = days.astype("datetime64[D]").astype("datetime64[Y]").astype("int64") + 1970
+    age = pd.array(ref_year, dtype="Int64") - people["birth_year"].array
 
-    def per_patient(values: object) -> object:
-        return (
-            np.repeat(np.asarray(values, dtype=object), nw)
-            if not isinstance(values, pd.api.extensions.ExtensionArray)
-            else values.repeat(nw)
-        )
+    def text(name: str) -> pd.api.extensions.ExtensionArray:
+        return people[name].astype("string[pyarrow]").array.take(take)
 
     frame = pd.DataFrame(
         {
-            "pid": np.repeat(pid, nw),
-            "site": per_patient(people["site"].to_numpy(dtype=object)),
-            "pattern": per_patient(people["pattern"].to_numpy(dtype=object)),
-            "sessions": people["sessions"].astype("Int64").array.repeat(nw),
-            "age": age.repeat(nw),
-            "gender": per_patient(people["gender"].to_numpy(dtype=object)),
-            "imd_quintile": people["imd_quintile"].astype("Int64").array.repeat(nw),
+            "pid": pd.array(pid, dtype="string[pyarrow]").take(take),
+            "site": text("site"),
+            "pattern": text("pattern"),
+            "sessions": people["sessions"].array.take(take),
+            "age": age.take(take),
+            "gender": text("gender"),
+            "imd_quintile": people["imd_quintile"].array.take(take),
             "wave": np.tile(np.asarray(WAVES, dtype="int64"), n),
         }
     )
-    answers = {k: pd.array(np.zeros(n * nw, dtype="int64"), dtype="Int64") for k in keys}
+    empty = np.full(n * nw, -1, dtype="int64")
+    answers = {k: pd.array(empty, dtype="Int64") for k in keys}
     for k in keys:
         answers[k][:] = pd.NA
     responded = np.zeros(n * nw, dtype="int64")
-    days_from_due = pd.array(np.zeros(n * nw, dtype="int64"), dtype="Int64")
+    days_from_due = pd.array(empty, dtype="Int64")
     days_from_due[:] = pd.NA
     state = np.full(n * nw, NOT_SCHEDULED_STATE, dtype=object)
     opened = np.zeros(n * nw, dtype=bool)
 
     # Wave 0: the baseline recorded at referral.
-    base = np.arange(n) * nw
+    rows = np.arange(n) * nw
     any_baseline = np.zeros(n, dtype=bool)
     for k in OUTCOME_QUESTION_KEYS[:6]:
-        col = people[f"baseline_{k}"].astype("Int64")
-        answers[k][base] = col.array
+        col = people[f"baseline_{k}"]
+        answers[k][rows] = col.array
         any_baseline |= col.notna().to_numpy()
-    responded[base] = any_baseline.astype("int64")
-    state[base] = BASELINE_STATE
+    responded[rows] = any_baseline.astype("int64")
+    state[rows] = BASELINE_STATE
 
-    # Waves 6 and 12: check-ins, placed by (patient position, wave position).
-    position = pd.Series(np.arange(n), index=people["episode_id"].to_numpy())
-    ck = checkins[checkins["wave"].isin(FOLLOW_UP_WAVES)]
-    rows = position.loc[ck["episode_id"].to_numpy(dtype="int64")].to_numpy() * nw + np.searchsorted(
-        np.asarray(WAVES), ck["wave"].to_numpy(dtype="int64")
-    )
-    for k in keys:
-        answers[k][rows] = ck[k].array
-    has_answer = ck["first_at"].notna().to_numpy()
-    responded[rows] = has_answer.astype("int64")
-    first_day = _local_days(ck["first_at"], tz)
-    days_from_due[rows] = (first_day - ck["target_day"].astype("Int64")).array
-    state[rows] = ck["state"].to_numpy(dtype=object)
-    opened[rows] = (ck["opened"].to_numpy(dtype="int64") == 1) | ck["state"].isin(
-        [s.value for s in OPENED_STATES]
-    ).to_numpy()
+    # Follow-up waves: the check-in's answers, parsed inside its response window.
+    for w in FOLLOW_UP_WAVES:
+        c = f"c{w}"
+        rows = np.arange(n) * nw + WAVES.index(w)
+        for k in keys:
+            answers[k][rows] = people[f"{c}_{k}"].array
+        first_at = people[f"{c}_first_at"]
+        responded[rows] = first_at.notna().to_numpy().astype("int64")
+        days_from_due[rows] = (_local_days(first_at, tz) - people[f"{c}_target_day"]).array
+        exists = people[f"{c}_id"].notna().to_numpy()
+        state[rows[exists]] = people.loc[exists, f"{c}_state"].to_numpy(dtype=object)
+        went = (people[f"{c}_opened"].to_numpy(dtype="int64", na_value=0) == 1) | people[
+            f"{c}_state"
+        ].isin([s.value for s in OPENED_STATES]).to_numpy(dtype=bool, na_value=False)
+        opened[rows] = went
 
     frame["responded"] = responded
     frame["days_from_due"] = days_from_due
     for k in keys:
         frame[k] = answers[k]
-    frame["checkin_state"] = state
+    frame["checkin_state"] = pd.array(state, dtype="string[pyarrow]")
     return frame, opened
 
 
@@ -321,21 +317,22 @@ def _contacts(
     messages: pd.DataFrame,
     people: pd.DataFrame,
     pid: np.ndarray,
-    checkins: pd.DataFrame,
     tz: ZoneInfo,
     include_free_text: bool,
 ) -> pd.DataFrame:
     """One row per text of an exported patient (texts of non-exported episodes left out)."""
     position = pd.Series(np.arange(len(people)), index=people["patient_id"].to_numpy())
-    messages = messages[messages["patient_id"].isin(position.index)]
+    keep = messages["patient_id"].isin(position.index).to_numpy(dtype=bool)
     # Texts tied to a check-in of another (non-exported) episode of the patient are left out.
-    in_index = messages["checkin_id"].isna() | messages["checkin_id"].isin(checkins["checkin_id"])
-    messages = messages[in_index.to_numpy(dtype=bool)]
+    keep &= (
+        messages["episode_id"].isna() | messages["episode_id"].isin(people["episode_id"])
+    ).to_numpy(dtype=bool)
+    messages = messages[keep]
     messages = messages.sort_values(["patient_id", "at", "message_id"], kind="stable")
     messages = messages.reset_index(drop=True)
     where = position.loc[messages["patient_id"].to_numpy(dtype="int64")].to_numpy()
 
-    inbound = (messages["direction"] == "inbound").to_numpy()
+    inbound = (messages["direction"] == "inbound").to_numpy(dtype=bool, na_value=False)
     at = messages["at"].to_numpy(dtype="float64", na_value=np.nan)
     inbound_at = pd.Series(np.where(inbound, at, np.nan))
     next_inbound = inbound_at.groupby(messages["patient_id"].to_numpy()).bfill().to_numpy()
@@ -343,13 +340,19 @@ def _contacts(
 
     # Unreadable replies per check-in: clarification texts sent plus answers stored invalid.
     tied = messages["checkin_id"].notna().to_numpy()
-    clarified = (
-        messages.loc[tied & (messages["purpose"] == "clarification").to_numpy(), "checkin_id"]
-        .astype("int64")
-        .value_counts()
+    clarification = (messages["purpose"] == "clarification").to_numpy(dtype=bool, na_value=False)
+    clarified = messages.loc[tied & clarification, "checkin_id"].astype("int64").value_counts()
+    stored = pd.concat(
+        [
+            pd.Series(
+                people[f"c{w}_invalid"].to_numpy(dtype="float64", na_value=0.0),
+                index=people[f"c{w}_id"].to_numpy(dtype="float64", na_value=np.nan),
+            )
+            for w in FOLLOW_UP_WAVES
+        ]
     )
-    invalid = checkins.set_index("checkin_id")["n_invalid"].astype("float64").fillna(0.0)
-    invalid = invalid.add(clarified.astype("float64"), fill_value=0.0)
+    stored = stored[stored.index.notna()]
+    invalid = stored.add(clarified.astype("float64"), fill_value=0.0)
     ids = messages["checkin_id"].to_numpy(dtype="float64", na_value=np.nan)
     per_checkin = pd.array(invalid.reindex(ids).fillna(0.0).to_numpy(), dtype="Int64")
     per_checkin[~tied] = pd.NA
@@ -357,23 +360,21 @@ def _contacts(
     discharge = people["discharge_day"].to_numpy(dtype="int64")[where]
     frame = pd.DataFrame(
         {
-            "pid": pid[where],
-            "wave": messages["wave"].astype("Int64"),
-            "direction": messages["direction"].to_numpy(dtype=object),
-            "purpose": messages["purpose"].to_numpy(dtype=object),
-            "question_key": messages["question_key"].to_numpy(dtype=object),
-            "attempt": messages["attempt"].astype("Int64"),
-            "sent_day": _local_days(messages["at"], tz) - discharge,
-            "status": messages["status"].to_numpy(dtype=object),
-            "error_code": messages["error_code"].to_numpy(dtype=object),
-            "segments": messages["segments"].astype("Int64"),
+            "pid": pd.array(pid, dtype="string[pyarrow]").take(where),
+            "wave": messages["wave"].array,
+            "direction": messages["direction"].array,
+            "purpose": messages["purpose"].array,
+            "question_key": messages["question_key"].array,
+            "attempt": messages["attempt"].array,
+            "sent_day": (_local_days(messages["at"], tz) - discharge).array,
+            "status": messages["status"].array,
+            "error_code": messages["error_code"].array,
+            "segments": messages["segments"].array,
             "reply_delay_hours": np.round(delay, 3),
             "invalid_replies": per_checkin,
-            "late": messages["late"].astype("Int64"),
+            "late": messages["late"].array,
         }
     )
     if include_free_text:
-        frame["body"] = redact_phone_numbers(messages["body"].astype("string")).to_numpy(
-            dtype=object, na_value=None
-        )
+        frame["body"] = redact_phone_numbers(messages["body"]).array
     return frame

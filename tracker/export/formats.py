@@ -49,13 +49,7 @@ def write_parquet(frame: pd.DataFrame, columns: list[Column], path: Path) -> Non
     """Parquet with nullable integer columns and the column labels as field metadata."""
     fields = [pa.field(c.name, _arrow_type(c), metadata={"label": c.label}) for c in columns]
     schema = pa.schema(fields)
-    arrays = []
-    for c in columns:
-        values = frame[c.name]
-        if c.type == "string":
-            arrays.append(pa.array(values.to_numpy(dtype=object, na_value=None), type=pa.string()))
-        else:
-            arrays.append(pa.Array.from_pandas(values, type=_arrow_type(c)))
+    arrays = [pa.Array.from_pandas(frame[c.name], type=_arrow_type(c)) for c in columns]
     table = pa.Table.from_arrays(arrays, schema=schema)
     pq.write_table(table, path, compression="zstd")
 
