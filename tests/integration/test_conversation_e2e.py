@@ -229,3 +229,98 @@ def test_reminder_cleared_window_and_clock(app: App) -> None:
     assert result.replies[0].startswith("2/8")
     with app.sessions() as s:
         assert s.get(CheckIn, opened.checkin_id).question_index == 1
+
+
+# --- the same conversation through a Twilio-compatible server ------------------------------
+
+
+def test_checkin_through_twilio_compatible_server(db_url: str) -> None:
+    from urllib.parse import urlencode
+
+    from fastapi.testclient import TestClient
+
+    from tests.conftest import START, make_settings
+    from tests.contract.twilio_fake import FakeTwilio
+    from tracker.app import build
+    from tracker.clock import FrozenClock
+    from tracker.db.engine import make_engine
+    from tracker.db.migrate import upgrade
+    from tracker.sms.twilio import compute_signature
+    from tracker.web.app import create_app
+
+    fake = FakeTwilio(account_sid="AC" + "3" * 32).start()
+    public = "https://tracker.example.org"
+    settings = make_settings(
+        db_url,
+        sms_backend="twilio",
+        public_url=public,
+        TWILIO_ACCOUNT_SID=fake.account_sid,
+        TWILIO_AUTH_TOKEN="e2e-token",
+        TWILIO_FROM_NUMBER="+447700900000",
+        TWILIO_API_BASE_URL=fake.base_url,
+    )
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    app = build(settings, clock=FrozenClock(START), engine=engine)
+    try:
+        opened = enrol_with_open_checkin(app)
+        web = TestClient(create_app(app))
+
+        def signed_post(path: str, params: dict) -> int:
+            signature = compute_signature("e2e-token", public + path, params)
+            return web.post(
+                path,
+                content=urlencode(params),
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Twilio-Signature": signature,
+                },
+            ).status_code
+
+        for i, body in enumerate(["6", "6", "5", "3", "often", "2", "no", "yes"]):
+            app.clock.advance(minutes=3)
+            params = {"MessageSid": f"SMe2e{i:029d}", "From": PATIENT_PHONE, "Body": body}
+            assert signed_post("/sms/inbound", params) == 200
+        # Twilio got: opening, 8 questions, closing, each with our status callback URL
+        bodies = [m["body"] for m in fake.messages]
+        assert len(bodies) == 10 and bodies[-1].startswith("Thank you")
+        assert all(m["to"] == PATIENT_PHONE for m in fake.messages)
+        assert all(
+            m["status_callback"].startswith(public + "/sms/status?mid=") for m in fake.messages
+        )
+        # delivery callbacks come back and are applied
+        for m in fake.messages:
+            params = {"MessageSid": m["sid"], "MessageStatus": "delivered"}
+            assert signed_post(m["status_callback"][len(public) :], params) == 200
+        with app.sessions() as s:
+            checkin = s.get(CheckIn, opened.checkin_id)
+            assert checkin.state == CheckInState.COMPLETED
+            assert s.scalar(select(func.count(Answer.id))) == 8
+            statuses = s.scalars(
+                select(Message.status).where(Message.direction == Direction.OUTBOUND)
+            ).all()
+            assert statuses == [MessageStatus.DELIVERED] * 10
+            assert [a.kind for a in s.scalars(select(Alert))] == [AlertKind.RECONTACT]
+    finally:
+        app.close()
+        fake.stop()
+
+
+def test_simulator_fault_plan_feeds_the_outbox(app: App) -> None:
+    from tracker.services import outbox
+    from tracker.sms.port import SmsError
+    from tracker.sms.simulator import SENT_BUT_UNKNOWN, FaultPlan, SimulatorGateway
+
+    gateway = SimulatorGateway(app, FaultPlan([SENT_BUT_UNKNOWN, SmsError("busy", code="20429")]))
+    app._gateway = gateway
+    opened = enrol_with_open_checkin(app, send_opening=True)
+    with app.sessions() as s:
+        opening, question = s.scalars(
+            select(Message).where(Message.checkin_id == opened.checkin_id).order_by(Message.id)
+        ).all()
+        assert opening.status == MessageStatus.UNKNOWN and opening.provider_sid
+        assert question.status == MessageStatus.FAILED and question.error_code == "20429"
+        sms = outbox.outbound_sms(app, s, opening)
+    # After an unknown outcome the simulator's record says the text did go.
+    found = gateway.find_sent(sms, since=app.clock.now() - timedelta(minutes=5))
+    assert found is not None and found.provider_sid == opening.provider_sid
