@@ -83,8 +83,13 @@ def fit_exchangeable_gee(
     *,
     tol: float = 1e-10,
     maxiter: int = 200,
+    ddof: int | None = None,
 ) -> GeeFit:
-    """GEE with exchangeable working correlation; `groups` are cluster codes, any order."""
+    """GEE with exchangeable working correlation; `groups` are cluster codes, any order.
+
+    `ddof` is statsmodels' `ddof_scale` for the correlation's moment estimator: None means the
+    number of columns (statsmodels' default); 0 reproduces R's geepack.
+    """
     y = np.asarray(y, dtype=float)
     x = np.asarray(exog, dtype=float)
     groups = np.asarray(groups)
@@ -96,7 +101,7 @@ def fit_exchangeable_gee(
     summer = group_summer(starts, len(groups))
     sizes = np.diff(np.r_[starts, n_obs]).astype(float)
     n_pairs = float(np.sum(sizes * (sizes - 1) / 2))
-    ddof = p
+    ddof = p if ddof is None else ddof
 
     beta = _start_values(y, x, family)
     alpha = 0.0
