@@ -334,11 +334,14 @@ def timeline_page(request: Request, ref: str, user: Principal = IDENTIFIABLE) ->
         phone = "-"
         if patient.phone_ciphertext is not None:
             phone = mask(app.crypto.decrypt_phone(patient.phone_ciphertext))
-        episodes = sorted(patient.episodes, key=lambda e: e.discharge_date)
+        # Staff see the episodes of their own site only (a patient may have been seen by two).
+        episodes = sorted(
+            (e for e in patient.episodes if user.may_see_site(e.site)),
+            key=lambda e: e.discharge_date,
+        )
         checkins = session.scalars(
             select(CheckIn)
-            .join(Episode)
-            .where(Episode.patient_id == patient.id)
+            .where(CheckIn.episode_id.in_([e.id for e in episodes]))
             .order_by(CheckIn.due_at)
         ).all()
         checkin_ids = [c.id for c in checkins]
