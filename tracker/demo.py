@@ -24,6 +24,7 @@ import heapq
 import random
 import shutil
 import time
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,11 +32,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select
 
 from tracker.app import App, build
 from tracker.clock import FrozenClock
-from tracker.config import load_settings
+from tracker.config import Settings, load_settings
 from tracker.db.migrate import upgrade
 from tracker.db.tables import Alert, CheckIn, Message
 from tracker.demo_behaviour import (
@@ -99,7 +101,7 @@ class DemoSummary:
     opening_texts_per_checkin_max: int
     answered_by_pattern: dict[str, tuple[int, int]]  # pattern -> (answered, texted)
     alerts_by_kind: dict[str, int]
-    contrasts: list[tuple[str, str, float, float, float]]  # model, term, est, lo, hi
+    contrasts: list[tuple[str, str, str, str]]  # outcome, contrast, estimate, 95% CI
     behaviour: dict[str, int]
 
 
@@ -138,17 +140,22 @@ def prepare_out_dir(out_dir: Path) -> Path:
     return db
 
 
+def demo_settings(out_dir: Path, **overrides: Any) -> Settings:
+    """Settings of the demo database in `out_dir`; the environment's TRACKER_* are ignored."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{Path(out_dir).resolve() / DEMO_DB}",
+        "sms_backend": "simulator",
+        "service_name": SERVICE_NAME,
+        "service_contact": SERVICE_CONTACT,
+        "batch_size": 10_000,
+        **overrides,
+    }
+    return load_settings({}, **values)
+
+
 def demo_app(out_dir: Path) -> App:
-    """An app on the demo database: simulator, frozen clock, no environment settings used."""
-    db = out_dir / DEMO_DB
-    settings = load_settings(
-        {},
-        database_url=f"sqlite:///{db}",
-        sms_backend="simulator",
-        service_name=SERVICE_NAME,
-        service_contact=SERVICE_CONTACT,
-        batch_size=10_000,
-    )
+    """An app on a migrated demo database: simulator gateway, frozen clock at DEMO_START."""
+    settings = demo_settings(out_dir)
     ensure_key_file(settings.default_key_path)
     app = build(settings, clock=FrozenClock(DEMO_START))
     upgrade(app.engine)
@@ -414,7 +421,7 @@ def simulate_year(
 # --- summary -----------------------------------------------------------------------------
 
 
-def summarise(app: App, cohort: Cohort, results_json: Path | None) -> DemoSummary:
+def summarise(app: App, cohort: Cohort, contrasts: Any = None) -> DemoSummary:
     with app.sessions() as session:
         states = dict(
             session.execute(select(CheckIn.state, func.count()).group_by(CheckIn.state)).all()
@@ -463,28 +470,53 @@ def summarise(app: App, cohort: Cohort, results_json: Path | None) -> DemoSummar
         opening_texts_per_checkin_max=int(max_openings),
         answered_by_pattern={k: (v[0], v[1]) for k, v in sorted(by_pattern.items())},
         alerts_by_kind={str(k): int(v) for k, v in alerts.items()},
-        contrasts=headline_contrasts(results_json),
+        contrasts=headline_contrasts(contrasts),
         behaviour=dict(behaviour),
     )
 
 
-HEADLINE_MODELS = ("life_satisfaction_mixed", "gp_visits_gee_poisson")
+HEADLINE_MODELS = {
+    "life_satisfaction_mixed": "life satisfaction (difference, 0-10)",
+    "lonely_gee": "loneliness (odds ratio)",
+    "gp_visits_gee_poisson": "GP contacts (rate ratio)",
+}
 
 
-def headline_contrasts(results_json: Path | None) -> list[tuple[str, str, float, float, float]]:
-    """Pattern x 12-month terms of the headline models (difference in change vs rapid)."""
-    if results_json is None or not results_json.exists():
+def headline_contrasts(contrasts: Any) -> list[tuple[str, str, str, str]]:
+    """Change to month 12 of each pattern against `rapid`, for the headline models.
+
+    Rows: (outcome, contrast, estimate, 95% CI) as display text. `contrasts` is the table of
+    `analysis.run.AnalysisResult.contrasts`; ratios are shown for the log-link models.
+    """
+    if contrasts is None or len(contrasts) == 0:
         return []
-    import json
+    rows = contrasts[
+        (contrasts["kind"] == "difference in change")
+        & (contrasts["wave"] == 12)
+        & (contrasts["versus"] == "rapid")
+        & (contrasts["model"].isin(list(HEADLINE_MODELS)))
+    ]
 
-    models = json.loads(results_json.read_text(encoding="utf-8")).get("models", {})
+    def shown(value: float, fmt: str) -> str:
+        return "n/a" if value != value else fmt.format(value)  # NaN: the fit failed
+
     out = []
-    for name in HEADLINE_MODELS:
-        params = models.get(name, {}).get("params", {})
-        for term, p in params.items():
-            if ":" in term and "[T.12]" in term and "pattern" in term:
-                out.append((name, term, p["estimate"], p["ci_low"], p["ci_high"]))
-    return out
+    for _, row in rows.iterrows():
+        label = HEADLINE_MODELS[row["model"]]
+        if row["scale"] == "difference":
+            est, lo, hi, fmt = row["estimate"], row["ci_low"], row["ci_high"], "{:+.2f}"
+        else:
+            est, lo, hi, fmt = row["ratio"], row["ratio_ci_low"], row["ratio_ci_high"], "{:.2f}"
+        out.append(
+            (
+                label,
+                str(row["contrast"]),
+                shown(est, fmt),
+                f"{shown(lo, fmt)} to {shown(hi, fmt)}",
+            )
+        )
+    order = list(HEADLINE_MODELS.values())
+    return sorted(out, key=lambda r: (order.index(r[0]), r[1]))
 
 
 # --- the whole run -----------------------------------------------------------------------
@@ -560,16 +592,18 @@ def run_demo(
         progress.finish("export")
         seconds["export"] = time.perf_counter() - started
 
-        report_html = results_json = None
+        report_html = results_json = contrasts = None
         problem = None
         if analyse:
             started = time.perf_counter()
             progress.start("analysis", 1)
-            report_html, results_json, problem = _analyse(exports["parquet"], out_dir / REPORT_DIR)
+            report_html, results_json, contrasts, problem = _analyse(
+                exports["parquet"], out_dir / REPORT_DIR
+            )
             progress.finish("analysis")
             seconds["analysis"] = time.perf_counter() - started
 
-        summary = summarise(app, cohort, results_json)
+        summary = summarise(app, cohort, contrasts)
         return DemoResult(
             out_dir=out_dir,
             database=db,
@@ -586,17 +620,30 @@ def run_demo(
         app.close()
 
 
-def _analyse(export_dir: Path, report_dir: Path) -> tuple[Path | None, Path | None, str | None]:
+def _analyse(
+    export_dir: Path, report_dir: Path
+) -> tuple[Path | None, Path | None, Any, str | None]:
+    """The full analysis of the Parquet export: report.html, results.json, contrasts."""
     try:
         from analysis.run import analyse
     except ImportError:
-        return None, None, "the analysis package (analysis.run) is not available in this build"
-    result: Any = analyse(export_dir, report_dir)
-    html = report_dir / "report.html"
-    results = report_dir / "results.json"
-    del result
-    return (
-        html if html.exists() else None,
-        results if results.exists() else None,
-        None,
-    )
+        return None, None, None, "the analysis package (analysis.run) is not available"
+    from analysis.dataset import AnalysisInputError
+
+    try:
+        with warnings.catch_warnings():
+            # Small demo cohorts make some fits noisy; the report flags non-convergence itself.
+            warnings.simplefilter("ignore")
+            result = analyse(export_dir, report_dir)
+    except AnalysisInputError as exc:
+        return None, None, None, f"the export could not be analysed: {exc}"
+    except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
+        # Tiny cohorts (--patients 10) can leave a model without enough data to fit; the
+        # rest of the demo stands, so say so instead of failing the whole run.
+        return (
+            None,
+            None,
+            None,
+            f"a model could not be fitted ({type(exc).__name__}: {exc}); try more --patients",
+        )
+    return result.report_path, result.results_path, result.contrasts, None

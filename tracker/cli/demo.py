@@ -70,7 +70,7 @@ def demo(
 
 def print_summary(result: DemoResult, elapsed: float) -> None:
     s = result.summary
-    table = Table(title="Demo: 13 simulated months", show_header=True, title_justify="left")
+    table = Table(title="Demo: 13 simulated months", show_header=False, title_justify="left")
     table.add_column("")
     table.add_column("", justify="right")
     table.add_row("patients enrolled", str(s.patients))
@@ -87,15 +87,15 @@ def print_summary(result: DemoResult, elapsed: float) -> None:
 
     if s.contrasts:
         contrasts = Table(
-            title="Headline contrasts at 12 months (change vs rapid, 95% CI)", title_justify="left"
+            title="Headline contrasts: change to 12 months, each pattern vs rapid (95% CI)",
+            title_justify="left",
         )
-        contrasts.add_column("model")
-        contrasts.add_column("pattern")
+        contrasts.add_column("outcome")
+        contrasts.add_column("contrast")
         contrasts.add_column("estimate", justify="right")
         contrasts.add_column("95% CI", justify="right")
-        for model, term, est, lo, hi in s.contrasts:
-            pattern = term.split("[T.", 1)[1].split("]", 1)[0]
-            contrasts.add_row(model, pattern, f"{est:+.2f}", f"{lo:+.2f} to {hi:+.2f}")
+        for outcome, contrast, estimate, interval in s.contrasts:
+            contrasts.add_row(outcome, contrast.split(":")[0], estimate, interval)
         out.print(contrasts)
     elif result.analysis_problem:
         out.print(f"analysis not run: {result.analysis_problem}")
@@ -106,9 +106,10 @@ def print_summary(result: DemoResult, elapsed: float) -> None:
         out.print(f"report:   {result.report_html}")
     for fmt, path in result.exports.items():
         out.print(f"export:   {path} ({fmt})")
-    out.print(f"database: {result.database} (simulator; explore it with the dashboard:")
+    out.print(f"database: {result.database}")
     out.print(
-        f"          cd {result.out_dir} && TRACKER_DATABASE_URL=sqlite:///demo.db tracker serve)"
+        f"dashboard: cd {result.out_dir} && export TRACKER_DATABASE_URL=sqlite:///demo.db, then "
+        "`tracker user add you@example.org --role admin` and `tracker serve`"
     )
 
 
