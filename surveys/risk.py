@@ -94,9 +94,33 @@ _RULES: list[tuple[RiskCategory, str, str]] = [
     (_S, "never_wake_up", r" (?:sleep|go to sleep|fall asleep) and (?:never|not) wake up "),
     (_S, "tired_of_living", r" (?:tired|sick|weary) of (?:living|life|being alive) "),
     (_C, "burden", r" (?:im|i am|i feel like|feel like) (?:just |such )?a burden "),
+    (_S, "end_it_soon", r" end it (?:tonight|today|now|soon|this week) "),
+    (
+        _S,
+        "whats_the_point",
+        r" (?:whats|what is|dont see|cant see|do not see) (?:the |any )?point (?:in |of )?"
+        r"(?:living|life|being alive|going on|carrying on|anything|anymore|any more) ",
+    ),
+    (_S, "sleep_forever", r" (?:sleep|go to sleep) (?:forever|for ever|and not wake) "),
+    (_S, "stop_existing", r" (?:stop|stopped) existing "),
+    (_S, "unalive", r" (?:unalive|unaliving|unalived) | sewerslide "),
+    (
+        _S,
+        "goodbye_note",
+        r" (?:goodbye|suicide) (?:note|letter) | goodbye cruel world | saying goodbye to everyone ",
+    ),
+    (
+        _S,
+        "thinking_of_dying",
+        r" (?:thinking|think|thoughts|thought) (?:about|of) (?:dying|death|ending it|ending my life) ",
+    ),
+    (_H, "cutting_again", r" (?:been|started|keep|kept|am|im) cutting again "),
+    (_C, "not_coping", r" (?:im|i am) not coping | not coping (?:at all|anymore|any more) "),
+    (_C, "giving_up", r" (?:feel|feeling|felt) like giving up (?:on (?:life|everything) )?$"),
+    (_C, "no_way_out", r" no way out $"),
     (_C, "disappear", r" (?:want|wish|wishing|like) (?:to|i could) disappear "),
     (_S, "end_it", r" (?:want|going|wanted|gonna) to end (?:it|things|everything) $"),
-    (_S, "want_to_die", r" (?:want|wanted|wanting|ready|wish|wished|like) to die "),
+    (_S, "want_to_die", r" (?:want|wanted|wanting|ready|wish|wished|like) to (?:die|be dead) "),
     (_S, "wish_dead", r" (?:wish|wished) (?:i|id) (?:was|were|could be|be|had) (?:dead|died) "),
     (_S, "better_off_dead", r" (?:better off?|rather be|be better) (?:dead|without me) "),
     (_S, "feel_like_dying", r" (?:feel|feeling|felt) like dying "),
@@ -164,7 +188,7 @@ _RULES: list[tuple[RiskCategory, str, str]] = [
     ),
     (_C, "cant_cope", r" cant cope (?:anymore |any more |any longer |with life |with anything )?$"),
     (_C, "breaking_point", r" (?:at|reached|reaching) (?:breaking point|rock bottom) "),
-    (_C, "hopeless", r" (?:feel|feeling|felt|so|completely|totally) hopeless "),
+    (_C, "hopeless", r" (?:feel|feeling|felt|so|completely|totally|utterly|and|im|i am) hopeless "),
     (
         _C,
         "need_help_now",
@@ -197,7 +221,7 @@ _LEET = str.maketrans(
 )
 _PHRASES = [
     (re.compile(r"\bself (?:harm)"), "selfharm"),
-    (re.compile(r"\b(?:my|me) self\b"), "myself"),
+    (re.compile(r"\b(?:my|me|mi) (?:self|slef|sefl|selfe|slf)\b"), "myself"),
     (re.compile(r"\bany more\b"), "anymore"),
     (re.compile(r"\b(?:can not|cannot|carnt|cnt|cant)\b"), "cant"),
     (re.compile(r"\b(?:do not|don t|dnt|dont)\b"), "dont"),
