@@ -61,8 +61,8 @@ _STOP_SENTENCES = [
     rf"\bstop (?:(?:the|these|your|all|them|those|sending|me) ){{0,2}}{_TEXTING}\b",
     rf"\bstop {_BOTHER} {_ME}\b",
     # a bare request: "please stop", "stop it", "stop now please", "just stop"
-    r"^(?:please |pls |plz |just |can you |could you |will you |ok |oh )*stop"
-    r"(?: (?:it|this|now|please|pls|thanks|thank you|them|these|all|asap|immediately))*$",
+    r"^(?:please |pls |plz |just |can you |could you |will you |ok |oh |no )*stop+"
+    r"(?: (?:stop+|it|this|now|please|pls|thanks|thank you|them|these|all|asap|immediately))*$",
     # "don't text me again", "do not contact me", "never message me"
     rf"\b(?:dont|do not|never|no need to|stop) (?:\w+ )?(?:{_TEXTING}|{_BOTHER}) {_ME}\b",
     rf"\b(?:dont|do not|no longer|never) (?:want|wish|need) (?:to (?:receive|get|have) )?(?:any |anymore |any more |these |your |the |more |further )*{_TEXTING}\b",
@@ -74,7 +74,8 @@ _STOP_SENTENCES = [
     r"\b(?:remove|delete) (?:me|my (?:number|name|details|phone))\b",
     r"\bleave me alone\b",
     r"\b(?:opt|count) me out\b",
-    r"\bunsubscribe me\b",
+    r"\bunsubscribe\b",
+    r"\bopt ?out\b",
     r"\bnot interested\b",
     r"\bwrong number\b",
 ]

@@ -83,6 +83,12 @@ ASKS_TO_STOP = [
     "opt me out",
     "not interested thanks",
     "wrong number",
+    "STOP STOP STOP",
+    "Stop!!! Stop!!!",
+    "STOPPPP",
+    "no stop",
+    "unsubscribe please",
+    "I want to opt out",
 ]
 
 NOT_A_STOP = [
@@ -101,6 +107,8 @@ NOT_A_STOP = [
     "I don't text much",
     "I didn't get your last message",
     "I want to stop smoking",
+    "I opted out of the walking group",
+    "please cancel my appointment",
     "stopped",
     "can I stop by the surgery",
     "I don't want to miss the message from my GP",
