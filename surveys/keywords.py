@@ -76,7 +76,8 @@ _STOP_SENTENCES = [
     r"\b(?:opt|count) me out\b",
     r"\bunsubscribe\b",
     r"\bopt ?out\b",
-    r"\bnot interested\b",
+    # only as the whole message: "no, not interested in groups" answers a question
+    r"^(?:im |i am |sorry |no |thanks |)*not interested(?: thanks| thank you| sorry)*$",
     r"\bwrong number\b",
 ]
 _STOP_RE = re.compile("|".join(f"(?:{p})" for p in _STOP_SENTENCES))

@@ -109,6 +109,8 @@ NOT_A_STOP = [
     "I want to stop smoking",
     "I opted out of the walking group",
     "please cancel my appointment",
+    "No, not interested in groups",
+    "Don't hesitate to call me",
     "stopped",
     "can I stop by the surgery",
     "I don't want to miss the message from my GP",
