@@ -64,7 +64,11 @@ def run_guarded(app: typer.Typer) -> None:
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click *returns* the code of a `typer.Exit(n)` instead of
+        # exiting with it: pass it on, or `raise typer.Exit(1)` would end with status 0.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            raise SystemExit(code)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except (ConfigError, DomainError) as exc:
