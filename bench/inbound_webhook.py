@@ -369,6 +369,7 @@ def check_database(url: str) -> dict[str, int]:
 
 def run(args: argparse.Namespace) -> dict[str, object]:
     base = os.environ.get("TRACKER_BENCH_POSTGRES_URL", DEFAULT_PG)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     schema, url = make_schema(base)
     proc = None
     try:
@@ -436,7 +437,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     return {
         "benchmark": "inbound_webhook",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            # other work on the machine during the run (shared 2-core box): read figures with it
+            "load_average_before": load_before,
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        },
         "config": {
             "database": "postgresql (fresh schema)",
             "server": f"tracker serve, uvicorn, {args.workers} worker(s)",
@@ -465,7 +472,9 @@ def write(result: dict[str, object]) -> None:
         "# Inbound webhook benchmark",
         "",
         f"Signed `POST /sms/inbound` replies against {c['server']} on PostgreSQL, "
-        f"{result['machine']['cpus']} cores; load generator on loopback in the same machine. "
+        f"{result['machine']['cpus']} cores (load average before/after the run: "
+        f"{result['machine']['load_average_before'][0]}/{result['machine']['load_average_after'][0]}"
+        "); load generator on loopback in the same machine. "
         f"Medians of {c['runs']} runs, {c['seconds_per_phase']} s per phase.",
         "",
         "| phase | replies/s | p50 ms | p99 ms |",

@@ -115,8 +115,10 @@ def receive(app: App, sms: InboundSms, *, now: datetime | None = None) -> Inboun
     now = now or app.clock.now()
     number = sender_number(sms.from_number)
     index = app.crypto.phone_index(number)
-    message_id, duplicate = _store_raw(app, sms, number, index, now)
-    result = _interpret(app, message_id, number, index, now)
+    # One session (one pooled connection) for both transactions: two separate commits.
+    with app.sessions() as session:
+        message_id, duplicate = _store_raw(app, session, sms, number, index, now)
+        result = _interpret(app, session, message_id, number, index, now)
     if result is None:
         return InboundResult(message_id=message_id, duplicate=True)
     result.duplicate = duplicate
@@ -140,11 +142,11 @@ def receive_and_reply(app: App, sms: InboundSms, *, now: datetime | None = None)
 
 
 def _store_raw(
-    app: App, sms: InboundSms, number: str, index: str, now: datetime
+    app: App, session: Session, sms: InboundSms, number: str, index: str, now: datetime
 ) -> tuple[int, bool]:
     body = (sms.body or "")[:MAX_STORED_BODY]
     try:
-        with app.sessions.begin() as session:
+        with session.begin():
             message = Message(
                 direction=Direction.INBOUND,
                 phone_index=index,
@@ -160,10 +162,12 @@ def _store_raw(
             )
             session.add(message)
             session.flush()
-            return message.id, False
+            message_id = message.id
+            session.expunge(message)
+            return message_id, False
     except IntegrityError:
         # Same MessageSid already stored (a replay or a concurrent copy): no new row.
-        with app.sessions() as session:
+        with session.begin():
             existing = session.scalar(
                 select(Message.id).where(Message.provider_sid == sms.provider_sid)
             )
@@ -235,11 +239,11 @@ def _find_patient(session: Session, index: str) -> tuple[Patient | None, CheckIn
 
 
 def _interpret(
-    app: App, message_id: int, number: str, index: str, now: datetime
+    app: App, session: Session, message_id: int, number: str, index: str, now: datetime
 ) -> InboundResult | None:
     settings = app.settings
     survey, texts = survey_for(settings), texts_for(settings)
-    with app.sessions.begin() as session:
+    with session.begin():
         message = _claim(session, message_id, now)
         if message is None:
             return None
