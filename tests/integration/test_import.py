@@ -340,3 +340,12 @@ def test_service_today_decides_what_is_in_the_future(app: App, tmp_path: Path) -
     app.clock.set(datetime(2027, 6, 30, 23, 30, tzinfo=ZoneInfo("UTC")))  # type: ignore[attr-defined]
     report = import_csv(app, write(tmp_path / "a.csv", [row("E1", discharge_date="01/07/2027")]))
     assert report.imported, [str(e) for e in report.errors]
+
+
+def test_factory_inside_a_callers_transaction(app: App) -> None:
+    with app.sessions() as s, s.begin():
+        episode = make_episode(s, discharged_on=date(2026, 8, 31), pattern=None, sessions=2)
+        assert (episode.pattern, episode.pattern_source) == ("rapid", "derived")
+        assert [c.wave for c in episode.checkins] == [6, 12]
+        assert episode.checkins[0].due_at.isoformat() == "2027-03-01T08:00:00+00:00"
+    assert counts(app)[1] == 1
