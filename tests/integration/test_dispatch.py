@@ -326,3 +326,14 @@ def test_message_status_never_goes_backwards(app: App) -> None:
     run(app)
     assert {m.status for m in outbound(app, cid)} == {"delivered"}
     assert all(m.provider_sid for m in outbound(app, cid))
+
+
+def test_a_claim_takes_at_most_its_batch(app: App) -> None:
+    from tracker.db.queries import claim_due_checkins
+
+    seed_checkins(app, 10, due_at=NOW)
+    with app.sessions.begin() as session:
+        first = claim_due_checkins(session, now=NOW, worker_id="a", limit=3)
+    with app.sessions.begin() as session:
+        second = claim_due_checkins(session, now=NOW, worker_id="b", limit=30)
+    assert len(first) == 3 and len(second) == 7 and not set(first) & set(second)

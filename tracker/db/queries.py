@@ -66,9 +66,12 @@ def claim_due_checkins(session: Session, *, now: datetime, worker_id: str, limit
     )
     if _is_postgres(session):
         candidates = candidates.with_for_update(skip_locked=True)
+    # A materialised CTE, not `id IN (subquery)`: PostgreSQL may re-run an IN-subquery while
+    # updating and so take more than `limit` rows; the CTE picks the batch exactly once.
+    due = candidates.cte("due").prefix_with("MATERIALIZED", dialect="postgresql")
     statement = (
         update(CheckIn)
-        .where(CheckIn.id.in_(candidates.scalar_subquery()))
+        .where(CheckIn.id == due.c.id)
         .where(CheckIn.state == CheckInState.SCHEDULED)  # the conditional part
         .values(
             state=CheckInState.SENDING,
@@ -221,10 +224,11 @@ def claim_due_reminders(
     )
     if _is_postgres(session):
         candidates = candidates.with_for_update(skip_locked=True)
+    due = candidates.cte("due_reminders").prefix_with("MATERIALIZED", dialect="postgresql")
     claimed = session.execute(
         update(CheckIn)
         .where(
-            CheckIn.id.in_(candidates.scalar_subquery()),
+            CheckIn.id == due.c.id,
             CheckIn.state == CheckInState.OPEN,
             CheckIn.next_reminder_at <= now,
         )
