@@ -6,7 +6,8 @@ unknown senders), replies with crisis signposting and raises a ``risk`` alert.
 
 Approach (bias: a false alarm costs a person a few minutes; a miss can cost a life):
 
-1. Normalise: Unicode NFKC, lower case, apostrophes dropped ("don't" -> "dont"), split into
+1. Normalise: Unicode NFKC, lower case, accents and look-alike Cyrillic/Greek letters mapped
+   to plain Latin, apostrophes dropped ("don't" -> "dont"), split into
    clauses at . ! ? ; , and line breaks, words of letters and digits.
 2. Canonicalise each word against the vocabulary the phrase rules use:
    - exact match;
@@ -284,8 +285,19 @@ _CLAUSE_SPLIT = re.compile(r"[.!?;,:\n\r]+|\s-\s")
 _APOSTROPHES = str.maketrans({"'": "", "\u2019": "", "\u2018": "", "`": "", "\u02bc": ""})
 
 
+# Cyrillic and Greek letters that look Latin ("ѕuicide" with a Cyrillic s).
+_LOOKALIKES = str.maketrans("аеорсухіѕјԁνοκτ", "aeopcyxisjdvokt")
+
+
+def _plain(text: str) -> str:
+    """Lower case, accents dropped ("suïcide"), look-alike letters mapped to Latin."""
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return text.translate(_LOOKALIKES).translate(_APOSTROPHES)
+
+
 def _clauses(text: str) -> list[str]:
-    text = unicodedata.normalize("NFKC", text).casefold().translate(_APOSTROPHES)
+    text = _plain(text)
     text = text.replace("-", " ")  # "self-harm", "selfharm" and "self harm" alike
     clauses = []
     for part in _CLAUSE_SPLIT.split(text):

@@ -100,6 +100,9 @@ RISKY: list[tuple[str, RiskCategory]] = [
     ("i want to unalive myself", S),
     ("i can't stop thinking about dying", S),
     ("I've been cutting again", H),
+    ("\u0455uicidal", S),  # Cyrillic s
+    ("su\u00efcide", S),  # diaeresis
+    ("I w\u0430nt to d\u0456e", S),  # Cyrillic a and i
     ("I'm not coping at all", C),
     ("I feel like giving up", C),
     ("there's no way out", C),
