@@ -332,7 +332,8 @@ def _sqlite_in(raw: Any, name: str, table: Any) -> None:
     marks = ", ".join("?" for _ in table.column_names)
     cursor = raw.cursor()
     cursor.executemany(
-        f"INSERT INTO {name} ({', '.join(table.column_names)}) VALUES ({marks})", zip(*columns)
+        f"INSERT INTO {name} ({', '.join(table.column_names)}) VALUES ({marks})",
+        zip(*columns, strict=True),
     )
     cursor.close()
 

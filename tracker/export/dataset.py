@@ -93,8 +93,7 @@ def build_dataset(
     tz = ZoneInfo(zone)
 
     people = fetch_table(conn, *_people_sql(conn, keys)).to_pandas(types_mapper=_pandas_types)
-    if not people["patient_id"].is_monotonic_increasing:
-        people = people.sort_values("patient_id", kind="stable").reset_index(drop=True)
+    people = _index_episodes(people)
     pid = pseudonyms(study_key, people["patient_ref"])
 
     o_cols = outcome_columns(survey)
@@ -126,31 +125,15 @@ def _included(alias: str = "p") -> str:
 
 
 def _people_sql(conn: Connection, keys: list[str]) -> tuple[str, dict[str, pa.DataType]]:
-    """One row per exported patient: the patient, the index episode (earliest discharge, then
-    first enrolled) and, side by side, each follow-up wave's check-in with its answers pivoted
-    by conditional aggregation. One row per patient keeps the transfer lean."""
+    """One row per episode of an exported patient: the patient, the episode and, side by side,
+    each follow-up wave's check-in with its answers pivoted by conditional aggregation in a
+    single GROUP BY over check-ins and answers (one pass, hash joins, a lean transfer)."""
     days = lambda c: epoch_days(conn, c)  # noqa: E731
     baseline = ", ".join(f"e.baseline_{k}" for k in OUTCOME_QUESTION_KEYS[:6])
-    parsed = f"a.outcome = '{AnswerOutcome.PARSED.value}' AND a.answered_at <= c.window_closes_at"
-    pivots = ", ".join(
-        f"MAX(CASE WHEN {parsed} AND a.question_key = '{k}' THEN a.value END) AS ans{i}"
-        for i, k in enumerate(keys)
-    )
     bad = ", ".join(f"'{o}'" for o in ANSWER_OUTCOMES_COUNTED_INVALID)
-    answers = (
-        f"SELECT a.checkin_id, MIN(CASE WHEN {parsed} THEN a.answered_at END) AS first_at, "
-        f"SUM(CASE WHEN a.outcome IN ({bad}) THEN 1 ELSE 0 END) AS n_invalid, {pivots} "
-        "FROM answers a JOIN checkins c ON c.id = a.checkin_id GROUP BY a.checkin_id"
-    )
-    index_episode = (
-        "SELECT e.*, ROW_NUMBER() OVER (PARTITION BY e.patient_id "
-        "ORDER BY e.discharge_date, e.id) AS rn FROM episodes e"
-    )
-    select = [
-        "p.id, p.patient_ref, p.birth_year, p.gender, p.imd_quintile, e.id, e.site, e.pattern",
-        f"e.sessions, {days('e.referral_date')}, {days('e.discharge_date')}, {baseline}",
-    ]
-    joins = []
+    parsed = f"a.outcome = '{AnswerOutcome.PARSED.value}' AND a.answered_at <= c.window_closes_at"
+    aggregates = []
+    outer = []
     i64, s = pa.int64(), pa.string()
     schema: dict[str, pa.DataType] = {
         "patient_id": i64,
@@ -167,16 +150,25 @@ def _people_sql(conn: Connection, keys: list[str]) -> tuple[str, dict[str, pa.Da
         **{f"baseline_{k}": i64 for k in OUTCOME_QUESTION_KEYS[:6]},
     }
     for w in FOLLOW_UP_WAVES:
-        c, x = f"c{w}", f"x{w}"
-        select.append(
-            f"{c}.id, {c}.state, {days(f'{c}.target_date')}, "
-            f"CASE WHEN {c}.opened_at IS NULL THEN 0 ELSE 1 END, "
-            f"{epoch_seconds(conn, f'{x}.first_at')}, {x}.n_invalid, "
-            + ", ".join(f"{x}.ans{i}" for i in range(len(keys)))
-        )
-        joins.append(
-            f"LEFT JOIN checkins {c} ON {c}.episode_id = e.id AND {c}.wave = {w} "
-            f"LEFT JOIN answered {x} ON {x}.checkin_id = {c}.id"
+        c = f"c{w}"
+        on = f"c.wave = {w}"
+        aggregates += [
+            f"MAX(CASE WHEN {on} THEN c.id END) AS {c}_id",
+            f"MAX(CASE WHEN {on} THEN c.state END) AS {c}_state",
+            f"MAX(CASE WHEN {on} THEN c.target_date END) AS {c}_target",
+            f"MAX(CASE WHEN {on} AND c.opened_at IS NOT NULL THEN 1 ELSE 0 END) AS {c}_opened",
+            f"MIN(CASE WHEN {on} AND {parsed} THEN a.answered_at END) AS {c}_first_at",
+            f"SUM(CASE WHEN {on} AND a.outcome IN ({bad}) THEN 1 ELSE 0 END) AS {c}_invalid",
+            *[
+                f"MAX(CASE WHEN {on} AND {parsed} AND a.question_key = '{k}' THEN a.value END)"
+                f" AS {c}_a{i}"
+                for i, k in enumerate(keys)
+            ],
+        ]
+        outer.append(
+            f"ck.{c}_id, ck.{c}_state, {days(f'ck.{c}_target')}, ck.{c}_opened, "
+            f"{epoch_seconds(conn, f'ck.{c}_first_at')}, ck.{c}_invalid, "
+            + ", ".join(f"ck.{c}_a{i}" for i in range(len(keys)))
         )
         schema.update(
             {
@@ -189,13 +181,30 @@ def _people_sql(conn: Connection, keys: list[str]) -> tuple[str, dict[str, pa.Da
                 **{f"{c}_{k}": i64 for k in keys},
             }
         )
+    waves = ", ".join(str(w) for w in FOLLOW_UP_WAVES)
+    checkins = (
+        f"SELECT c.episode_id, {', '.join(aggregates)} FROM checkins c "
+        f"LEFT JOIN answers a ON a.checkin_id = c.id WHERE c.wave IN ({waves}) "
+        "GROUP BY c.episode_id"
+    )
     sql = (
-        f"WITH answered AS ({answers}) SELECT {', '.join(select)} FROM patients p "
-        f"JOIN ({index_episode}) e ON e.patient_id = p.id AND e.rn = 1 "
-        + " ".join(joins)
-        + f" WHERE {_included()}"
+        "SELECT p.id, p.patient_ref, p.birth_year, p.gender, p.imd_quintile, e.id, e.site, "
+        f"e.pattern, e.sessions, {days('e.referral_date')}, {days('e.discharge_date')}, "
+        f"{baseline}, {', '.join(outer)} FROM patients p "
+        f"JOIN episodes e ON e.patient_id = p.id LEFT JOIN ({checkins}) ck "
+        f"ON ck.episode_id = e.id WHERE {_included()}"
     )
     return sql, schema
+
+
+def _index_episodes(frame: pd.DataFrame) -> pd.DataFrame:
+    """One episode per patient: the earliest discharged (then the first enrolled)."""
+    if frame["patient_id"].is_unique:
+        if frame["patient_id"].is_monotonic_increasing:
+            return frame
+        return frame.sort_values("patient_id", kind="stable").reset_index(drop=True)
+    frame = frame.sort_values(["patient_id", "discharge_day", "episode_id"], kind="stable")
+    return frame.drop_duplicates("patient_id", keep="first").reset_index(drop=True)
 
 
 def _messages_sql(conn: Connection, with_body: bool) -> tuple[str, dict[str, pa.DataType]]:
