@@ -119,7 +119,8 @@ def _words(text: str) -> str:
 # --- skip and number words ---------------------------------------------------------------
 
 _SKIP_RE = re.compile(
-    r"\b(?:skip\w*|pass|next question|n/a"
+    r"^pass(?: please| thanks)?$|\bskipping (?:this|that|it|the question)\b"
+    r"|\b(?:skip+|next question|n/a"
     r"|(?:prefer|rather|id rather|would rather) not(?: to)?(?: say| answer)?"
     r"|dont want to (?:say|answer)|no comment)\b"
 )
@@ -177,7 +178,8 @@ def _numbers(text: str, denominator: int | None) -> list[_Number]:
     if denominator is not None:
         # "7/10", "7 out of 10": keep the numerator when the denominator is the scale maximum.
         text = _OUT_OF_RE.sub(
-            lambda m: m.group(1) if int(m.group(2)) == denominator else m.group(0), text
+            lambda m: m.group(1) if m.group(2).lstrip("0") == str(denominator) else m.group(0),
+            text,
         )
     found: list[_Number] = []
     answers_seen: set[tuple[int, bool]] = set()

@@ -115,6 +115,9 @@ TABLE: list[tuple[str, str | None, ParseKind, object]] = [
     ("gp_visits", "prefer not to say", SKIP, None),
     ("lonely", "I'd rather not say", SKIP, None),
     ("recontact_requested", "pass", SKIP, None),
+    ("happy", "skipping this one", SKIP, None),
+    ("community_activity", "No, I skipped it this month", V, 0),
+    ("community_activity", "I pass the hall on the bus", UNP, HUH),
     # --- no text at all
     ("happy", "", EMPTY, NOTEXT),
     ("happy", None, EMPTY, NOTEXT),
@@ -303,7 +306,7 @@ def test_long_bodies_are_fast() -> None:
 
 def test_parse_never_raises_on_odd_text() -> None:
     odd = ["\ud800", "\u202e7", "7\u200b", "\ufeff8", "-", ".", "/", "-.-", "1e9", "0x7", "\u00bd"]
-    odd += ["7." + "5" * 6000, "9" * 6000]  # past Python's int() digit limit
+    odd += ["7." + "5" * 6000, "9" * 6000, "7/" + "1" * 6000]  # past Python's int() digit limit
     for q in QUESTIONS.values():
         for raw in odd:
             assert parse_reply(q, raw).kind in set(ParseKind)

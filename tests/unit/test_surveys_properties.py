@@ -22,7 +22,7 @@ NUMERIC = [q for q in QUESTIONS if q.kind is not QuestionKind.YESNO]
 ANY_TEXT = st.text(max_size=1600)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(index=st.integers(0, len(QUESTIONS) - 1), text=ANY_TEXT)
 def test_reading_any_text_never_fails_and_values_are_valid(index: int, text: str) -> None:
     question = QUESTIONS[index]
@@ -36,7 +36,7 @@ def test_reading_any_text_never_fails_and_values_are_valid(index: int, text: str
     asks_to_stop(text)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     index=st.integers(0, len(NUMERIC) - 1),
     data=st.data(),
@@ -53,7 +53,7 @@ def test_every_valid_number_is_read_back(
     assert (result.kind, result.value) == (ParseKind.VALUE, value)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     index=st.integers(0, len(NUMERIC) - 1),
     first=st.integers(0, 99),
