@@ -144,7 +144,8 @@ def receive_and_reply(app: App, sms: InboundSms, *, now: datetime | None = None)
 def _store_raw(
     app: App, session: Session, sms: InboundSms, number: str, index: str, now: datetime
 ) -> tuple[int, bool]:
-    body = (sms.body or "")[:MAX_STORED_BODY]
+    # PostgreSQL text cannot hold NUL; nothing a person typed is lost by dropping it.
+    body = (sms.body or "").replace("\x00", "")[:MAX_STORED_BODY]
     try:
         with session.begin():
             message = Message(
@@ -202,8 +203,13 @@ def _claim(session: Session, message_id: int, now: datetime) -> _Raw | None:
 
 def _find_patient(session: Session, index: str) -> tuple[Patient | None, CheckIn | None]:
     """The sender's patient and the check-in a reply belongs to (one conversation per number)."""
+    # Locking the sender's patient rows serialises texts from one number (STOP racing an
+    # answer), while texts from different numbers run side by side.
     patients = session.scalars(
-        select(Patient).where(Patient.phone_index == index, Patient.erased_at.is_(None))
+        select(Patient)
+        .where(Patient.phone_index == index, Patient.erased_at.is_(None))
+        .order_by(Patient.id)
+        .with_for_update()
     ).all()
     if not patients:
         return None, None
