@@ -62,6 +62,8 @@ class Patient(Base):
 
 class Episode(Base):
     __tablename__ = "episodes"
+    # Dashboard overview: episodes by pattern for one site (index-only scan).
+    __table_args__ = (Index("ix_episodes_site_pattern", "site", "pattern"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     episode_ref: Mapped[str] = mapped_column(String(64), unique=True)
@@ -93,6 +95,8 @@ class CheckIn(Base):
     __table_args__ = (
         UniqueConstraint("episode_id", "wave", name="uq_checkins_episode_wave"),
         Index("ix_checkins_state_due", "state", "due_at"),
+        # Dashboard overview counts by wave and state (index-only scan).
+        Index("ix_checkins_wave_state", "wave", "state"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

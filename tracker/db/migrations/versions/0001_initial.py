@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 04:27:34.198237
+Create Date: 2026-11-26 04:59:58.634853
 """
 
 from __future__ import annotations
@@ -124,6 +124,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_episodes_patient_id"), ["patient_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_episodes_pattern"), ["pattern"], unique=False)
         batch_op.create_index(batch_op.f("ix_episodes_site"), ["site"], unique=False)
+        batch_op.create_index("ix_episodes_site_pattern", ["site", "pattern"], unique=False)
 
     op.create_table(
         "checkins",
@@ -162,6 +163,7 @@ def upgrade() -> None:
             batch_op.f("ix_checkins_next_reminder_at"), ["next_reminder_at"], unique=False
         )
         batch_op.create_index("ix_checkins_state_due", ["state", "due_at"], unique=False)
+        batch_op.create_index("ix_checkins_wave_state", ["wave", "state"], unique=False)
 
     op.create_table(
         "messages",
@@ -300,12 +302,14 @@ def downgrade() -> None:
 
     op.drop_table("messages")
     with op.batch_alter_table("checkins", schema=None) as batch_op:
+        batch_op.drop_index("ix_checkins_wave_state")
         batch_op.drop_index("ix_checkins_state_due")
         batch_op.drop_index(batch_op.f("ix_checkins_next_reminder_at"))
         batch_op.drop_index(batch_op.f("ix_checkins_episode_id"))
 
     op.drop_table("checkins")
     with op.batch_alter_table("episodes", schema=None) as batch_op:
+        batch_op.drop_index("ix_episodes_site_pattern")
         batch_op.drop_index(batch_op.f("ix_episodes_site"))
         batch_op.drop_index(batch_op.f("ix_episodes_pattern"))
         batch_op.drop_index(batch_op.f("ix_episodes_patient_id"))
