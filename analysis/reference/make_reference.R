@@ -75,6 +75,25 @@ for (item in c("life_satisfaction", "worthwhile", "happy", "anxious")) {
   )
 }
 
+# Sensitivity fit with site as a variance component: patients nested in sites.
+sub <- d[d$responded == 1 & !is.na(d$life_satisfaction), ]
+sub$gender <- droplevels(sub$gender)
+m <- lmer(as.formula(sprintf("life_satisfaction ~ %s + (1 | site) + (1 | pid)", formula_rhs)),
+          data = sub, REML = TRUE,
+          control = lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12)))
+fe <- fixef(m)
+vc <- as.data.frame(VarCorr(m))
+out$models$life_satisfaction_mixed_site_vc <- list(
+  engine = "lme4::lmer REML, (1 | site) + (1 | pid)",
+  n_obs = nrow(sub),
+  params = setNames(as.list(unname(fe)), sm_name(names(fe))),
+  se = setNames(as.list(unname(sqrt(diag(as.matrix(vcov(m)))))), sm_name(names(fe))),
+  patient_var = vc$vcov[vc$grp == "pid"],
+  site_var = vc$vcov[vc$grp == "site"],
+  residual_var = vc$vcov[vc$grp == "Residual"],
+  reml_loglik = as.numeric(logLik(m, REML = TRUE))
+)
+
 gee_fit <- function(sub, response, fam) {
   sub <- sub[order(sub$pid, sub$wave), ]
   sub$gender <- droplevels(sub$gender)

@@ -17,7 +17,7 @@ import pytest
 
 from analysis.dataset import load_study
 from analysis.fast_gee import Family, fit_exchangeable_gee
-from analysis.fast_lmm import fit_random_intercept
+from analysis.fast_lmm import fit_nested_intercepts, fit_random_intercept
 from analysis.models import PRIMARY_RHS, ModelData, fit_gp_models, fit_lonely
 
 HERE = Path(__file__).resolve().parents[2] / "analysis" / "reference"
@@ -75,3 +75,19 @@ def test_reported_gee_models_are_within_1e_3_of_geepack(data):
         est, se = _ref(res.name, res.names)
         np.testing.assert_allclose(res.params, est, atol=1e-3, rtol=0)
         np.testing.assert_allclose(res.bse, se, rtol=3e-3)
+
+
+def test_site_variance_component_fit_matches_lme4(data):
+    mask = data.rows("life_satisfaction")
+    x, names, groups = data.subset(PRIMARY_RHS, mask)
+    sites = data.frame["site"].cat.codes.to_numpy()[mask]
+    y = data.frame["life_satisfaction"].to_numpy(float)[mask]
+    fit = fit_nested_intercepts(y, x, groups, sites, names)
+    r = REF["life_satisfaction_mixed_site_vc"]
+    est, se = _ref("life_satisfaction_mixed_site_vc", names)
+    np.testing.assert_allclose(fit.params, est, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(fit.bse, se, rtol=1e-4)
+    assert fit.patient_var == pytest.approx(r["patient_var"], rel=1e-4)
+    assert fit.site_var == pytest.approx(r["site_var"], rel=1e-4)
+    assert fit.scale == pytest.approx(r["residual_var"], rel=1e-4)
+    assert fit.llf == pytest.approx(r["reml_loglik"], abs=1e-4)
