@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import secrets
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -80,6 +79,13 @@ def main(demo_dir: Path) -> None:
             for name, path in PAGES.items():
                 page.goto(path)
                 page.screenshot(path=str(HERE / f"{name}.png"))
+            report = (demo_dir / REPORT_DIR / "report.html").resolve()
+            page.goto(report.as_uri())
+            page.screenshot(path=str(HERE / "report.png"))
+            heading = page.get_by_role("heading", name="Outcomes by pattern over time")
+            heading.evaluate("el => el.scrollIntoView({block: 'start'})")
+            page.evaluate("window.scrollBy(0, -16)")
+            page.screenshot(path=str(HERE / "report-trajectories.png"))
             browser.close()
     finally:
         server.should_exit = True
@@ -90,21 +96,6 @@ def main(demo_dir: Path) -> None:
             session.commit()
         app.close()
 
-    report = (demo_dir / REPORT_DIR / "report.html").resolve()
-    subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            *ARGS,
-            "--hide-scrollbars",
-            f"--screenshot={HERE / 'report.png'}",
-            "--window-size=1280,900",
-            report.as_uri(),
-        ],  # fmt: skip
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
     print("wrote", ", ".join(sorted(p.name for p in HERE.glob("*.png"))))
 
 
