@@ -7,7 +7,9 @@ the ASGI app is called in-process (Starlette TestClient: same middleware, sessio
 audit writes as production, no network stack).
 
 Measured per page: N requests after warm-up, p50 and p95 of wall time per request; three
-rounds, medians of the per-round figures reported. Baseline: `GET /healthz` (a `select 1`)
+rounds, medians of the per-round figures reported. The overview serves its check-in counts from
+a per-site cache refreshed in the background at most once a minute (alerts are always live);
+the "uncached" rows clear that cache before every request, i.e. the cost of one recount. Baseline: `GET /healthz` (a `select 1`)
 measured in the same rounds; the ratio column is page p50 / healthz p50.
 Goal (issue 6): p95 under 300 ms for every page.
 
@@ -38,6 +40,8 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SITES = [f"Site{n:02d}" for n in range(1, 21)]
 PASSWORD = "bench password, not a real one"
+# Overview with its figures recounted on every request (the cache cleared first).
+COLD = "overview recount, uncached, "
 
 
 def _url(base: str, schema: str) -> str:
@@ -194,10 +198,12 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def measure(client, path_or_fn, n: int, warmup: int = 3, headers=None) -> list[float]:  # type: ignore[no-untyped-def]
+def measure(client, path_or_fn, n: int, warmup: int = 3, headers=None, before=None) -> list[float]:  # type: ignore[no-untyped-def]
     times = []
     for k in range(n + warmup):
         path = path_or_fn(k) if callable(path_or_fn) else path_or_fn
+        if before is not None:
+            before()
         t = time.perf_counter()
         response = client.get(path, headers=headers)
         elapsed = (time.perf_counter() - t) * 1000
@@ -274,6 +280,12 @@ def main(argv: list[str] | None = None) -> int:
             ).secret  # fmt: skip
             session.commit()
         web = create_app(app)
+
+        def cache_clear() -> None:
+            cache = getattr(web.state, "overview_cache", None)
+            if cache is not None:
+                cache.clear()
+
         clients = {}
         for email in ("admin@bench", "staff@bench", "research@bench"):
             client = TestClient(web, follow_redirects=False)
@@ -290,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             ("overview, admin (all sites)", "admin", "/", None),
             ("overview, staff (one site)", "staff", "/", None),
             ("overview, researcher (<5 suppressed)", "research", "/", None),
+            (COLD + "admin (all sites)", "admin", "/", None),
+            (COLD + "staff (one site)", "staff", "/", None),
             ("alerts queue, admin", "admin", "/alerts", None),
             ("alerts queue, staff", "staff", "/alerts", None),
             ("patient timeline, staff", "staff", lambda k: f"/patients/{refs[k % len(refs)]}", None),
@@ -307,7 +321,11 @@ def main(argv: list[str] | None = None) -> int:
         rounds: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in cases}
         for r in range(args.rounds):
             for name, who, path, headers in cases:
-                times = measure(clients[who], path, args.requests, headers=headers)
+                cold = name.startswith(COLD)
+                times = measure(
+                    clients[who], path, max(args.requests // 3, 5) if cold else args.requests,
+                    headers=headers, before=cache_clear if cold else None,
+                )  # fmt: skip
                 rounds[name].append((statistics.median(times), _percentile(times, 0.95)))
             print(f"round {r + 1}/{args.rounds} done", flush=True)
         base_p50 = statistics.median(p50 for p50, _ in rounds["healthz (baseline)"])
@@ -331,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             "requests_per_round": args.requests,
             "rounds": args.rounds,
             "goal": "p95 < 300 ms per page",
-            "all_meet_goal": all(r["meets_goal"] for r in rows),
+            "all_meet_goal": all(r["meets_goal"] for r in rows if not r["page"].startswith(COLD)),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "pages": rows,
         }

@@ -225,3 +225,23 @@ def test_admin_audit_browser_and_csv(app, service) -> None:
     rows = list(csv.DictReader(io.StringIO(download.text)))
     assert {"login", "patient.view"} <= {r["action"] for r in rows}
     assert all(set(r) == {"at", "actor", "action", "entity", "entity_ref", "detail"} for r in rows)
+
+
+def test_overview_cache_serves_stale_figures_while_recounting(app) -> None:
+    import time
+
+    from tracker.web.dashboard import OverviewCache
+
+    from ..factories import make_episode
+
+    make_episode(app, site="North")
+    cache = OverviewCache(app, ttl_seconds=0)
+    first = cache.get(None)
+    assert first.episodes == 1
+    make_episode(app, site="North")
+    assert cache.get(None).episodes == 1  # stale copy served, recount started
+    deadline = time.monotonic() + 10
+    while cache.get(None).episodes != 2:
+        assert time.monotonic() < deadline, "the background recount never finished"
+        time.sleep(0.05)
+    assert cache.get("South").episodes == 0  # per-site entries

@@ -13,7 +13,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +36,7 @@ from tracker.web.auth import CSRF, Forbidden, Principal, require_roles, tracker_
 from tracker.web.pages import render
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger(__name__)
 
 ANY_ROLE = require_roles(Role.ADMIN, Role.STAFF, Role.RESEARCHER)
 IDENTIFIABLE = require_roles(Role.ADMIN, Role.STAFF)
@@ -62,10 +66,15 @@ class Overview:
     alerts_open: dict[str, int]
     alerts_overdue: dict[str, int]
     episodes: int
+    computed_at: datetime
 
 
 def overview(session: Session, *, now: datetime, app: App, site: str | None) -> Overview:
-    """Aggregates for the overview page, limited to one site when `site` is given."""
+    """Aggregates for the overview page, limited to one site when `site` is given.
+
+    Counting millions of check-ins takes a noticeable fraction of a second, so the page serves
+    these through `OverviewCache`; alert counts are always read fresh (`alert_counts`).
+    """
     counts = select(CheckIn.wave, CheckIn.state, func.count()).group_by(CheckIn.wave, CheckIn.state)
     if site is not None:
         counts = counts.join(Episode, Episode.id == CheckIn.episode_id).where(Episode.site == site)
@@ -105,6 +114,18 @@ def overview(session: Session, *, now: datetime, app: App, site: str | None) -> 
         days[key] = days.get(key, 0) + 1
     upcoming = [(d, n) for d, n in days.items()]
 
+    alerts_open, alerts_overdue = alert_counts(session, now=now, app=app, site=site)
+    episodes = sum(by_pattern.values())
+    return Overview(
+        by_state, by_wave_state, by_pattern, response, upcoming, alerts_open, alerts_overdue,
+        episodes, now,
+    )  # fmt: skip
+
+
+def alert_counts(
+    session: Session, *, now: datetime, app: App, site: str | None
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Unresolved alerts by kind, and how many of them are past their response target."""
     alerts_open: dict[str, int] = {k.value: 0 for k in AlertKind}
     alerts_overdue: dict[str, int] = {k.value: 0 for k in AlertKind}
     risk_cut = now - timedelta(hours=app.settings.risk_alert_target_hours)
@@ -124,12 +145,65 @@ def overview(session: Session, *, now: datetime, app: App, site: str | None) -> 
     for kind, n, late in session.execute(alert_q):
         alerts_open[kind] = n
         alerts_overdue[kind] = int(late or 0)
+    return alerts_open, alerts_overdue
 
-    episodes = sum(by_pattern.values())
-    return Overview(
-        by_state, by_wave_state, by_pattern, response, upcoming, alerts_open, alerts_overdue,
-        episodes,
-    )  # fmt: skip
+
+class OverviewCache:
+    """Stale-while-revalidate cache of the overview figures, per site scope.
+
+    The first request for a scope computes the figures; later ones get the cached copy, and
+    once it is older than `ttl_seconds` one background thread recomputes it while requests
+    keep getting the previous figures (the page says how old they are). Alerts are not cached.
+    """
+
+    def __init__(self, app: App, ttl_seconds: float = 60.0) -> None:
+        self.app = app
+        self.ttl_seconds = ttl_seconds
+        self._entries: dict[str | None, tuple[float, Overview]] = {}
+        self._refreshing: set[str | None] = set()
+        self._lock = threading.Lock()
+
+    def _compute(self, site: str | None) -> Overview:
+        with self.app.sessions() as session:
+            data = overview(session, now=self.app.clock.now(), app=self.app, site=site)
+        with self._lock:
+            self._entries[site] = (time.monotonic(), data)
+            self._refreshing.discard(site)
+        return data
+
+    def _refresh_in_background(self, site: str | None) -> None:
+        try:
+            self._compute(site)
+        except Exception:  # noqa: BLE001 - the next request retries; never kill the server
+            log.exception("overview refresh failed")
+            with self._lock:
+                self._refreshing.discard(site)
+
+    def clear(self) -> None:
+        """Forget every cached figure (the next request recounts)."""
+        with self._lock:
+            self._entries.clear()
+
+    def get(self, site: str | None) -> Overview:
+        with self._lock:
+            entry = self._entries.get(site)
+            stale = entry is not None and time.monotonic() - entry[0] > self.ttl_seconds
+            start_refresh = stale and site not in self._refreshing
+            if start_refresh:
+                self._refreshing.add(site)
+        if entry is None:
+            return self._compute(site)
+        if start_refresh:
+            threading.Thread(target=self._refresh_in_background, args=(site,), daemon=True).start()
+        return entry[1]
+
+
+def _overview_cache(request: Request) -> OverviewCache:
+    state = request.app.state
+    cache = getattr(state, "overview_cache", None)
+    if cache is None:
+        cache = state.overview_cache = OverviewCache(tracker_app(request))
+    return cache  # type: ignore[no-any-return]
 
 
 def response_rate(responded: int, eligible: int, *, suppressed: bool) -> str:
@@ -145,8 +219,10 @@ def response_rate(responded: int, eligible: int, *, suppressed: bool) -> str:
 def overview_page(request: Request, user: Principal = ANY_ROLE) -> Response:
     app = tracker_app(request)
     now = _now(app)
+    data = _overview_cache(request).get(user.site_scope)
     with app.sessions() as session:
-        data = overview(session, now=now, app=app, site=user.site_scope)
+        alerts_open, alerts_overdue = alert_counts(session, now=now, app=app, site=user.site_scope)
+    data = replace(data, alerts_open=alerts_open, alerts_overdue=alerts_overdue)
     suppressed = user.role is Role.RESEARCHER
     rates = [
         {**r, "rate": response_rate(r["responded"], r["eligible"], suppressed=suppressed)}
@@ -162,6 +238,7 @@ def overview_page(request: Request, user: Principal = ANY_ROLE) -> Response:
             "states": [s.value for s in CheckInState],
             "site": user.site_scope,
             "now": now.astimezone(app.settings.zone),
+            "computed_at": data.computed_at.astimezone(app.settings.zone),
         },
     )
 
