@@ -117,3 +117,7 @@ def power_command(
         f"a difference of {effect} points in {outcome} change to month {wave}, {pattern} vs rapid, "
         f"with {patients:,} patients ({sims} simulations, alpha {alpha}); mean SE {res.mean_se:.3f}"
     )
+
+
+if __name__ == "__main__":  # python -m analysis.cli PATH --out DIR (same as tracker analyse)
+    app()
