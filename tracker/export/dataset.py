@@ -9,7 +9,6 @@ patient reference, which the standard library does at about a million ids a seco
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -44,6 +43,7 @@ OPENED_STATES = frozenset(
 # Phone-like digit runs in free text (+44 7700 900123, 07700-900123, (0161) 496 0000).
 _PHONE_LIKE = re.compile(r"\+?\(?\d[\d\s().-]{7,}\d")
 NUMBER_REMOVED = "[number removed]"
+_BLOCK = 64  # SHA-256 block size, for HMAC
 
 
 @dataclass
@@ -65,12 +65,24 @@ class StudyDataset:
 
 
 def pseudonyms(key: bytes, refs: pd.Series) -> np.ndarray:
-    """Crypto.pseudonym for many refs with the study key derived once."""
-    new = hmac.new
-    sha = hashlib.sha256
-    return np.array(
-        [new(key, r.encode("utf-8"), sha).hexdigest()[:PID_LENGTH] for r in refs], dtype=object
-    )
+    """Crypto.pseudonym (HMAC-SHA256, first 16 hex digits) for many refs at once.
+
+    The HMAC pads are hashed once and copied per id: three times faster than hmac.new per
+    id, the same digests (a unit test checks them against Crypto.pseudonym).
+    """
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    inner_copy = hashlib.sha256(bytes(b ^ 0x36 for b in key)).copy
+    outer_copy = hashlib.sha256(bytes(b ^ 0x5C for b in key)).copy
+    out = np.empty(len(refs), dtype=object)
+    for i, ref in enumerate(refs):
+        inner = inner_copy()
+        inner.update(ref.encode("utf-8"))
+        outer = outer_copy()
+        outer.update(inner.digest())
+        out[i] = outer.hexdigest()[:PID_LENGTH]
+    return out
 
 
 def redact_phone_numbers(text: pd.Series) -> pd.Series:
@@ -208,22 +220,21 @@ def _index_episodes(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _messages_sql(conn: Connection, with_body: bool) -> tuple[str, dict[str, pa.DataType]]:
+    """Every text tied to a patient, no joins: which patients and check-ins are exported is
+    decided from the people table, so the database only scans."""
     at = epoch_seconds(conn, "COALESCE(m.sent_at, m.created_at)")
     late = "CASE WHEN m.late THEN 1 ELSE 0 END"
     sql = (
-        "SELECT m.id, m.patient_id, m.checkin_id, c.episode_id, c.wave, m.direction, m.purpose, "
-        f"m.question_key, m.attempt, {at}, m.status, m.error_code, m.segments, {late}"
+        "SELECT m.id, m.patient_id, m.checkin_id, m.direction, m.purpose, m.question_key, "
+        f"m.attempt, {at}, m.status, m.error_code, m.segments, {late}"
         + (", m.body" if with_body else "")
-        + " FROM messages m JOIN patients p ON p.id = m.patient_id "
-        f"LEFT JOIN checkins c ON c.id = m.checkin_id WHERE {_included()}"
+        + " FROM messages m WHERE m.patient_id IS NOT NULL"
     )
     i64, s = pa.int64(), pa.string()
     schema = {
         "message_id": i64,
         "patient_id": i64,
         "checkin_id": i64,
-        "episode_id": i64,
-        "wave": i64,
         "direction": s,
         "purpose": s,
         "question_key": s,
@@ -331,11 +342,18 @@ def _contacts(
 ) -> pd.DataFrame:
     """One row per text of an exported patient (texts of non-exported episodes left out)."""
     position = pd.Series(np.arange(len(people)), index=people["patient_id"].to_numpy())
+    # The exported follow-up check-ins and their waves. Texts of other check-ins (another
+    # episode of the patient) are left out, like that episode's outcomes.
+    waves = pd.concat(
+        [
+            pd.Series(w, index=people[f"c{w}_id"].dropna().to_numpy(dtype="int64"))
+            for w in FOLLOW_UP_WAVES
+        ]
+    )
     keep = messages["patient_id"].isin(position.index).to_numpy(dtype=bool)
-    # Texts tied to a check-in of another (non-exported) episode of the patient are left out.
-    keep &= (
-        messages["episode_id"].isna() | messages["episode_id"].isin(people["episode_id"])
-    ).to_numpy(dtype=bool)
+    keep &= (messages["checkin_id"].isna() | messages["checkin_id"].isin(waves.index)).to_numpy(
+        dtype=bool
+    )
     messages = messages[keep]
     messages = messages.sort_values(["patient_id", "at", "message_id"], kind="stable")
     messages = messages.reset_index(drop=True)
@@ -370,7 +388,12 @@ def _contacts(
     frame = pd.DataFrame(
         {
             "pid": pd.array(pid, dtype="string[pyarrow]").take(where),
-            "wave": messages["wave"].array,
+            "wave": pd.array(
+                waves.reindex(
+                    messages["checkin_id"].to_numpy(dtype="float64", na_value=np.nan)
+                ).to_numpy(dtype="float64"),
+                dtype="Int64",
+            ),
             "direction": messages["direction"].array,
             "purpose": messages["purpose"].array,
             "question_key": messages["question_key"].array,
