@@ -82,14 +82,18 @@ def export_study(
     started = time.perf_counter()
     key = app.crypto.study_key(study)
     with app.engine.connect() as conn:
-        data = build_dataset(
-            conn,
-            study=study,
-            study_key=key,
-            zone=app.settings.timezone,
-            instruments=list(app.settings.instruments),
-            include_free_text=include_free_text,
-        )
+        if conn.dialect.name == "postgresql":
+            # Both tables from one snapshot, even while the worker keeps writing.
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            data = build_dataset(
+                conn,
+                study=study,
+                study_key=key,
+                zone=app.settings.timezone,
+                instruments=list(app.settings.instruments),
+                include_free_text=include_free_text,
+            )
     report.seconds["build"] = time.perf_counter() - started
 
     started = time.perf_counter()
