@@ -62,24 +62,27 @@ def seed_checkins(
                 }
                 for n in range(start, stop)
             ]
-            patient_ids = session.scalars(
-                insert(Patient).returning(Patient.id, sort_by_parameter_order=True), patients
-            ).all()
+            # Match returned ids on a column, not on order: keeps multi-row INSERTs fast.
+            patient_ids = dict(
+                session.execute(
+                    insert(Patient).returning(Patient.patient_ref, Patient.id), patients
+                ).all()
+            )
             episodes = [
-                _episode_row(f"E{n}", pid, now)
-                for n, pid in zip(range(start, stop), patient_ids, strict=True)
+                _episode_row(f"E{n}", patient_ids[f"P{n}"], now) for n in range(start, stop)
             ]
-            episode_ids = session.scalars(
-                insert(Episode).returning(Episode.id, sort_by_parameter_order=True), episodes
-            ).all()
+            episode_ids = dict(
+                session.execute(
+                    insert(Episode).returning(Episode.episode_ref, Episode.id), episodes
+                ).all()
+            )
+            episode_ids = [episode_ids[f"E{n}"] for n in range(start, stop)]
             checkins = [
                 checkin_row(eid, wave=wave, due_at=due_at, window_days=window_days, now=now)
                 for eid in episode_ids
             ]
             checkin_ids.extend(
-                session.scalars(
-                    insert(CheckIn).returning(CheckIn.id, sort_by_parameter_order=True), checkins
-                ).all()
+                sorted(session.scalars(insert(CheckIn).returning(CheckIn.id), checkins).all())
             )
     return checkin_ids
 

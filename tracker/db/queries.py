@@ -16,11 +16,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    String,
+    Text,
+    and_,
+    exists,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from tracker.db.tables import Answer, CheckIn, Episode, Message, Patient
+from tracker.db.types import UTCDateTime
 from tracker.domain import AnswerOutcome, CheckInState, Direction, MessageStatus
 
 # Outbound statuses meaning "the provider has taken this text".
@@ -140,24 +153,30 @@ def transition_checkins(
     values: Sequence[str],
     claimed_by: str | None = None,
 ) -> int:
-    """Conditional UPDATE of many check-ins at once (executemany); returns rows changed.
+    """Conditional UPDATE of many check-ins; returns how many changed.
 
     Each row dict holds `id` plus the named `values` columns. Only rows still in `expected`
-    (and, when given, still claimed by `claimed_by`) change.
+    (and, when given, still claimed by `claimed_by`) change. Rows with identical values (the
+    usual case within a batch) share one `WHERE id IN (...)` statement.
     """
     if not rows:
         return 0
-    values = [name for name in values if name != "id"]
-    table = CheckIn.__table__
-    condition = and_(table.c.id == bindparam("b_id"), table.c.state == expected)
-    if claimed_by is not None:
-        condition = and_(condition, table.c.claimed_by == claimed_by)
-    statement = (
-        update(table).where(condition).values({name: bindparam(f"b_{name}") for name in values})
-    )
-    params = [{f"b_{k}": row[k] for k in values} | {"b_id": row["id"]} for row in rows]
-    result = session.connection().execute(statement, params)
-    return result.rowcount or 0
+    names = [name for name in values if name != "id"]
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[name] for name in names), []).append(row["id"])
+    changed = 0
+    for key, ids in groups.items():
+        statement = (
+            update(CheckIn)
+            .where(CheckIn.id.in_(ids), CheckIn.state == expected)
+            .values(dict(zip(names, key, strict=True)))
+            .execution_options(synchronize_session=False)
+        )
+        if claimed_by is not None:
+            statement = statement.where(CheckIn.claimed_by == claimed_by)
+        changed += session.execute(statement).rowcount or 0
+    return changed
 
 
 def expire_open_checkins(session: Session, *, now: datetime) -> tuple[int, int]:
@@ -324,3 +343,66 @@ def stuck_sending(session: Session, *, claimed_before: datetime, limit: int) -> 
             .limit(limit)
         ).all()
     )
+
+
+def queue_same_text(
+    session: Session,
+    checkin_ids: Sequence[int],
+    *,
+    purpose: str,
+    body: str,
+    question_key: str | None,
+    segments: int,
+    now: datetime,
+    attempt_column: str = "send_attempts",
+) -> dict[int, int]:
+    """Queue one identical outbound text (status `pending`) for each check-in; {check-in: id}.
+
+    One INSERT ... SELECT per distinct text: the per-row values (patient, check-in, attempt)
+    come from the check-ins themselves, so a batch of hundreds costs one small statement.
+    """
+    if not checkin_ids:
+        return {}
+    table = Message.__table__
+    attempt = CheckIn.send_attempts if attempt_column == "send_attempts" else CheckIn.reminders_sent
+    source = (
+        select(
+            literal(Direction.OUTBOUND.value, String()),
+            Episode.patient_id,
+            CheckIn.id,
+            literal(purpose, String()),
+            literal(question_key, String()),
+            literal(body, Text()),
+            literal(0, Integer()),
+            literal(segments, Integer()),
+            literal(MessageStatus.PENDING.value, String()),
+            literal(0, Integer()),
+            attempt,
+            literal(False, Boolean()),
+            literal(now, UTCDateTime()),
+        )
+        .join(Episode, Episode.id == CheckIn.episode_id)
+        .where(CheckIn.id.in_(list(checkin_ids)))
+        .order_by(CheckIn.id)
+    )
+    columns = [
+        "direction",
+        "patient_id",
+        "checkin_id",
+        "purpose",
+        "question_key",
+        "body",
+        "media_count",
+        "segments",
+        "status",
+        "status_rank",
+        "attempt",
+        "late",
+        "created_at",
+    ]
+    statement = (
+        insert(table)
+        .from_select([table.c[name] for name in columns], source)
+        .returning(table.c.id, table.c.checkin_id)
+    )
+    return {checkin_id: message_id for message_id, checkin_id in session.execute(statement)}

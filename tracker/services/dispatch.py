@@ -39,9 +39,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, case, func, insert, update
+from sqlalchemy import bindparam, case, func, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from surveys import render_opening, render_question, render_reminder
@@ -51,8 +53,8 @@ from tracker.app import App
 from tracker.config import Settings
 from tracker.db import queries
 from tracker.db.tables import CheckIn, Message
-from tracker.domain import CheckInState, ContactState, Direction, MessageStatus, status_rank
-from tracker.schedule import reminder_at, resend_slot
+from tracker.domain import CheckInState, ContactState, MessageStatus, status_rank
+from tracker.schedule import SendWindow, reminder_at, resend_slot
 from tracker.services import outbox
 from tracker.services.contact import CONTACT_PREFIX
 from tracker.services.inbound import survey_for, texts_for
@@ -357,18 +359,36 @@ def _open_values(app: App, *, opened_at: datetime, closes: datetime) -> dict[str
         "question_index": 0,
         "clarifications": 0,
         "reminders_sent": 0,
-        "next_reminder_at": reminder_at(
-            first_sent_at=opened_at,
-            reminders_sent=0,
-            reminder_days=list(settings.reminder_days),
-            max_reminders=settings.max_reminders,
-            window=app.window,
-            window_closes_at=closes,
+        "next_reminder_at": _first_reminder(
+            opened_at,
+            closes,
+            tuple(settings.reminder_days),
+            settings.max_reminders,
+            app.window,
         ),
         "last_activity_at": opened_at,
         "claimed_by": None,
         "reason": None,
     }
+
+
+@lru_cache(maxsize=4096)
+def _first_reminder(
+    opened_at: datetime,
+    closes: datetime,
+    reminder_days: tuple[int, ...],
+    max_reminders: int,
+    window: SendWindow,
+) -> datetime | None:
+    # A batch opens hundreds of check-ins at the same instant with the same window end.
+    return reminder_at(
+        first_sent_at=opened_at,
+        reminders_sent=0,
+        reminder_days=list(reminder_days),
+        max_reminders=max_reminders,
+        window=window,
+        window_closes_at=closes,
+    )
 
 
 # --- 4. dispatch -------------------------------------------------------------------------
@@ -430,7 +450,7 @@ def _prepare(
     """One short transaction: drop claims that must not be sent, queue the texts."""
     now = app.clock.now()
     jobs: list[_Job] = []
-    rows_to_insert: list[dict[str, Any]] = []
+    groups: dict[tuple[str, str, str | None], list[int]] = {}  # one INSERT per distinct text
     cancelled: list[dict[str, Any]] = []
     opened: list[dict[str, Any]] = []
     with app.sessions.begin() as session:
@@ -482,9 +502,7 @@ def _prepare(
                 )
                 continue
             for purpose, body, key in wanted:
-                rows_to_insert.append(
-                    _message_row(row.patient_id, row.id, purpose, body, key, row.send_attempts, now)
-                )
+                groups.setdefault((purpose, body, key), []).append(row.id)
                 job.texts.append(_Text(0, purpose, body))
             jobs.append(job)
         report.cancelled += queries.transition_checkins(
@@ -501,49 +519,25 @@ def _prepare(
             values=list(opened[0]) if opened else [],
             claimed_by=worker_id,
         )
-        if rows_to_insert:
-            new_ids = session.scalars(
-                insert(Message).returning(Message.id, sort_by_parameter_order=True),
-                rows_to_insert,
-            ).all()
-            flat = iter(new_ids)
-            for job in jobs:
-                for text in job.texts:
-                    text.message_id = next(flat)
+        new_ids: dict[tuple[int, str], int] = {}
+        # openings first, so each check-in's opening has the lower id
+        for (purpose, body, key), checkin_ids in sorted(
+            groups.items(), key=lambda item: item[0][0] != "opening"
+        ):
+            queued = queries.queue_same_text(
+                session,
+                checkin_ids,
+                purpose=purpose,
+                body=body,
+                question_key=key,
+                segments=outbox.gsm_segments(body),
+                now=now,
+            )
+            new_ids.update({(cid, purpose): mid for cid, mid in queued.items()})
+        for job in jobs:
+            for text in job.texts:
+                text.message_id = new_ids[(job.checkin_id, text.purpose)]
     return jobs
-
-
-def _message_row(
-    patient_id: int,
-    checkin_id: int,
-    purpose: str,
-    body: str,
-    question_key: str | None,
-    attempt: int,
-    now: datetime,
-) -> dict[str, Any]:
-    return {
-        "direction": Direction.OUTBOUND,
-        "patient_id": patient_id,
-        "checkin_id": checkin_id,
-        "phone_index": None,
-        "phone_ciphertext": None,
-        "purpose": purpose,
-        "question_key": question_key,
-        "body": body,
-        "media_count": 0,
-        "segments": outbox.gsm_segments(body),
-        "provider_sid": None,
-        "status": MessageStatus.PENDING,
-        "status_rank": status_rank(MessageStatus.PENDING),
-        "error_code": None,
-        "attempt": attempt,
-        "late": False,
-        "created_at": now,
-        "sent_at": None,
-        "status_updated_at": None,
-        "body_purged_at": None,
-    }
 
 
 def _send_one(app: App, pacer: SendPacer, sms: OutboundSms) -> SendResult:
@@ -596,6 +590,8 @@ def _record_results(
     callback already moved further is never moved back (monotonic rank)."""
     if not results:
         return 0
+    if session.get_bind().dialect.name == "postgresql":
+        return _record_results_postgres(session, results, now, only_from)
     table = Message.__table__
     rank = bindparam("b_rank")
     condition = table.c.id == bindparam("b_id")
@@ -624,6 +620,40 @@ def _record_results(
         for message_id, result in results
     ]
     return session.connection().execute(statement, params).rowcount or 0
+
+
+_RECORD_POSTGRES = """
+UPDATE messages AS m SET
+    provider_sid = v.sid,
+    sent_at = COALESCE(m.sent_at, :now),
+    status = CASE WHEN m.status_rank < v.rank THEN v.status ELSE m.status END,
+    status_rank = GREATEST(m.status_rank, v.rank),
+    status_updated_at = :now
+FROM unnest(CAST(:ids AS bigint[]), CAST(:sids AS text[]), CAST(:statuses AS text[]),
+            CAST(:ranks AS integer[])) AS v(id, sid, status, rank)
+WHERE m.id = v.id
+"""
+
+
+def _record_results_postgres(
+    session: Session,
+    results: Sequence[tuple[int, SendResult]],
+    now: datetime,
+    only_from: Sequence[str] | None,
+) -> int:
+    """The same as the executemany path, as one statement over arrays (PostgreSQL)."""
+    sql = _RECORD_POSTGRES
+    params: dict[str, Any] = {
+        "now": now,
+        "ids": [mid for mid, _ in results],
+        "sids": [r.provider_sid for _, r in results],
+        "statuses": [str(r.status) for _, r in results],
+        "ranks": [status_rank(r.status) for _, r in results],
+    }
+    if only_from is not None:
+        sql += " AND m.status = ANY(CAST(:only AS text[]))"
+        params["only"] = [str(s) for s in only_from]
+    return session.execute(sql_text(sql), params).rowcount or 0
 
 
 def _record_jobs(
@@ -806,7 +836,7 @@ def send_due_reminders(
             if not claimed:
                 break
             updates = []
-            rows = []
+            groups: dict[tuple[str, str], list[int]] = {}
             for row in claimed:
                 following = reminder_at(
                     first_sent_at=row.opened_at,
@@ -821,9 +851,7 @@ def send_due_reminders(
                     continue
                 body = render_reminder(wording.survey, row.question_index, wording.texts)
                 key = wording.survey.question(row.question_index).key
-                message = _message_row(row.patient_id, row.id, "reminder", body, key, 1, now)
-                message["attempt"] = row.reminders_sent
-                rows.append(message)
+                groups.setdefault((body, key), []).append(row.id)
                 sends.append((row.id, 0, row.reminders_sent, row.phone_ciphertext, body))
             queries.transition_checkins(
                 session,
@@ -831,13 +859,19 @@ def send_due_reminders(
                 expected=CheckInState.OPEN,
                 values=["next_reminder_at", "updated_at"],
             )
-            if rows:
-                new_ids = session.scalars(
-                    insert(Message).returning(Message.id, sort_by_parameter_order=True), rows
-                ).all()
-                sends = [
-                    (c, mid, n, p, b) for (c, _, n, p, b), mid in zip(sends, new_ids, strict=True)
-                ]
+            new_ids: dict[int, int] = {}
+            for (body, key), checkin_ids in groups.items():
+                new_ids |= queries.queue_same_text(
+                    session,
+                    checkin_ids,
+                    purpose="reminder",
+                    body=body,
+                    question_key=key,
+                    segments=outbox.gsm_segments(body),
+                    now=now,
+                    attempt_column="reminders_sent",
+                )
+            sends = [(c, new_ids[c], n, p, b) for (c, _, n, p, b) in sends]
         results: list[tuple[int, SendResult]] = []
         failures: list[tuple[int, int, int, SmsError]] = []
         for checkin_id, message_id, count, phone, body in sends:
