@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from tracker.app import App, build
 from tracker.clock import FrozenClock
@@ -101,6 +101,7 @@ class DemoSummary:
     opening_texts_per_checkin_max: int
     answered_by_pattern: dict[str, tuple[int, int]]  # pattern -> (answered, texted)
     alerts_by_kind: dict[str, int]
+    alerts_open: int
     contrasts: list[tuple[str, str, str, str]]  # outcome, contrast, estimate, 95% CI
     behaviour: dict[str, int]
 
@@ -243,19 +244,11 @@ class _Phones:
             return
         ids = [sms.message_id for sms in new]
         info: dict[int, tuple[str, str | None, int | None, datetime | None]] = {}
-        with self.app.sessions() as session:
+        # Core, not ORM: this runs after every event, and a plain SELECT is several times
+        # cheaper than a Session round trip.
+        with self.app.engine.connect() as conn:
             for start in range(0, len(ids), 500):
-                rows = session.execute(
-                    select(
-                        Message.id,
-                        Message.purpose,
-                        Message.question_key,
-                        CheckIn.wave,
-                        CheckIn.window_closes_at,
-                    )
-                    .outerjoin(CheckIn, CheckIn.id == Message.checkin_id)
-                    .where(Message.id.in_(ids[start : start + 500]))
-                )
+                rows = conn.execute(_TEXTS_SENT, {"ids": ids[start : start + 500]})
                 for mid, purpose, key, wave, closes in rows:
                     info[mid] = (purpose, key, wave, closes)
         now = self.app.clock.now()
@@ -343,6 +336,15 @@ class _Phones:
 _NOT_WORK = {"window_open", "paced_seconds"}
 
 
+_TEXTS_SENT = (
+    select(
+        Message.id, Message.purpose, Message.question_key, CheckIn.wave, CheckIn.window_closes_at
+    )
+    .outerjoin(CheckIn, CheckIn.id == Message.checkin_id)
+    .where(Message.id.in_(bindparam("ids", expanding=True)))
+)
+
+
 def next_scheduler_time(app: App, after: datetime, *, idle: int = 0) -> datetime | None:
     """The next instant at which a tick has something to do, strictly after `after`.
 
@@ -378,6 +380,42 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
+STAFF = "link.worker@demo.example"
+RESOLUTION_NOTES = {
+    "risk": "Phoned the same morning: safe, has support at home; GP informed (demo)",
+    "recontact": "Phoned; follow-up session booked with the link worker (demo)",
+    "opt_out_review": "Checked: does not want more texts; left stopped (demo)",
+    "delivery_problem": "Number checked with the practice; record updated (demo)",
+}
+# Recontact requests still waiting at the end, so the alerts queue is not empty in the demo.
+LEFT_FOR_THE_QUEUE = 0.2
+
+
+def handle_alerts(app: App, rng: random.Random, left: set[int]) -> int:
+    """A link worker in working hours resolves waiting alerts (apart from those in `left`,
+    which stay in the queue so the demo's dashboard shows some)."""
+    from tracker.services import alert_actions
+
+    now = app.clock.now()
+    handled = 0
+    with app.sessions() as session:
+        waiting = session.scalars(
+            select(Alert).where(Alert.state == "open", Alert.raised_at < now).order_by(Alert.id)
+        ).all()
+        for alert in waiting:
+            if alert.id in left:
+                continue
+            if alert.kind == "recontact" and rng.random() < LEFT_FOR_THE_QUEUE:
+                left.add(alert.id)
+                continue
+            alert_actions.resolve(
+                session, alert, now=now, actor=STAFF, note=RESOLUTION_NOTES.get(alert.kind)
+            )
+            handled += 1
+        session.commit()
+    return handled
+
+
 def simulate_year(
     app: App, phones: _Phones, *, until: datetime, on_progress: Callable[[datetime], None]
 ) -> dict[str, int]:
@@ -386,6 +424,8 @@ def simulate_year(
     pacer = _Unpaced()
     rng = random.Random(phones.cohort.seed)
     counts: Counter[str] = Counter()
+    staff_rng = random.Random(phones.cohort.seed + 2)
+    left_open: set[int] = set()
     last_tick = clock.now() - timedelta(minutes=5)
     idle = 0  # ticks in a row that found nothing to do (e.g. a retry waiting for its slot)
     # Replies only ever make the scheduler's next job later (a completed or stopped check-in
@@ -410,6 +450,8 @@ def simulate_year(
             idle = 0 if busy else idle + 1
             last_tick = at
             counts["ticks"] += 1
+            if report.window_open:
+                counts["alerts handled"] += handle_alerts(app, staff_rng, left_open)
             phones.read_new_texts()
             tick_at = next_scheduler_time(app, last_tick, idle=idle)
         if reply_at is not None and at >= reply_at:
@@ -442,6 +484,9 @@ def summarise(app: App, cohort: Cohort, contrasts: Any = None) -> DemoSummary:
         )
         max_openings = session.scalar(select(func.max(openings.c.n))) or 0
         alerts = dict(session.execute(select(Alert.kind, func.count()).group_by(Alert.kind)).all())
+        alerts_open = session.scalar(
+            select(func.count()).select_from(Alert).where(Alert.state != "resolved")
+        )
         from tracker.db.tables import Answer, Episode
 
         texted_rows = session.execute(
@@ -470,6 +515,7 @@ def summarise(app: App, cohort: Cohort, contrasts: Any = None) -> DemoSummary:
         opening_texts_per_checkin_max=int(max_openings),
         answered_by_pattern={k: (v[0], v[1]) for k, v in sorted(by_pattern.items())},
         alerts_by_kind={str(k): int(v) for k, v in alerts.items()},
+        alerts_open=int(alerts_open or 0),
         contrasts=headline_contrasts(contrasts),
         behaviour=dict(behaviour),
     )

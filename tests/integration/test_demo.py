@@ -104,6 +104,11 @@ def test_alerts_match_the_scripted_behaviour(demo: DemoResult) -> None:
     assert crisis == 1
     assert alerts["recontact"] >= 1
     assert demo.summary.alerts_by_kind == dict(alerts)
+    # The demo's link worker resolves alerts with a note; some recontacts stay in the queue.
+    risk = rows(demo, "select state, resolved_by, resolution_note from alerts where kind='risk'")
+    assert risk[0][0] == "resolved" and risk[0][1] and risk[0][2]
+    still_open = rows(demo, "select count(*) from alerts where state != 'resolved'")[0][0]
+    assert demo.summary.alerts_open == still_open
 
 
 def test_answers_were_read_from_messy_replies(demo: DemoResult) -> None:

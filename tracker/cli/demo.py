@@ -52,6 +52,7 @@ def demo(
     """Run the whole loop on a simulated cohort (SQLite, simulated texts, 13 simulated months)
     and end with the research export and the analysis report."""
     started = time.perf_counter()
+    cpu_started = time.process_time()
     bars = Progress(
         TextColumn("{task.description:<17}"),
         BarColumn(),
@@ -65,10 +66,10 @@ def demo(
             result = run_demo(out_dir, patients=patients, seed=seed, progress=RichProgress(bars))
     except DemoError as exc:
         raise UserError(str(exc)) from exc
-    print_summary(result, time.perf_counter() - started)
+    print_summary(result, time.perf_counter() - started, time.process_time() - cpu_started)
 
 
-def print_summary(result: DemoResult, elapsed: float) -> None:
+def print_summary(result: DemoResult, elapsed: float, cpu: float) -> None:
     s = result.summary
     table = Table(title="Demo: 13 simulated months", show_header=False, title_justify="left")
     table.add_column("")
@@ -83,6 +84,9 @@ def print_summary(result: DemoResult, elapsed: float) -> None:
         table.add_row(f"answered: {pattern}", f"{answered}/{texted} ({rate:.0%})")
     alerts = ", ".join(f"{k} {v}" for k, v in sorted(s.alerts_by_kind.items())) or "none"
     table.add_row("alerts raised", alerts)
+    table.add_row(
+        "alerts still open (the rest handled by the demo's link worker)", str(s.alerts_open)
+    )
     out.print(table)
 
     if s.contrasts:
@@ -101,7 +105,7 @@ def print_summary(result: DemoResult, elapsed: float) -> None:
         out.print(f"analysis not run: {result.analysis_problem}")
 
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
-    out.print(f"took {elapsed:.1f}s ({timings})")
+    out.print(f"took {elapsed:.1f}s, {cpu:.1f}s of CPU ({timings})")
     if result.report_html is not None:
         out.print(f"report:   {result.report_html}")
     for fmt, path in result.exports.items():
