@@ -242,7 +242,7 @@ def test_every_format_reads_back_without_identifiers(
     # Formula injection: text cells are quoted, negative numbers stay numbers.
     raw = (tmp_path / "csv" / "outcomes.csv").read_text("utf-8")
     assert "'=HYPERLINK" in raw and "\n=" not in raw and ",=" not in raw
-    assert ",'-f," in raw
+    assert ',"\'-f",' in raw and ',"=' not in raw
     contacts = pd.read_parquet(tmp_path / "parquet" / "contacts.parquet")
     partial_pid = app.crypto.pseudonym("alpha", cohort["refs"]["partial"])
     inv = contacts.loc[contacts["pid"] == partial_pid, "invalid_replies"].dropna()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from surveys import fhir
@@ -38,20 +39,23 @@ def write_csv(frame: pd.DataFrame, columns: list[Column], path: Path) -> None:
     safe = frame.copy(deep=False)
     for name in _string_columns(columns):
         safe[name] = neutralise_formulas(safe[name])
-    safe.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
+    options = pa_csv.WriteOptions(include_header=True, quoting_style="needed")
+    pa_csv.write_csv(_arrow_table(safe, columns), path, options)
 
 
 def _arrow_type(col: Column) -> pa.DataType:
     return {"string": pa.string(), "integer": pa.int64(), "number": pa.float64()}[col.type]
 
 
+def _arrow_table(frame: pd.DataFrame, columns: list[Column]) -> pa.Table:
+    fields = [pa.field(c.name, _arrow_type(c), metadata={"label": c.label}) for c in columns]
+    arrays = [pa.Array.from_pandas(frame[c.name], type=_arrow_type(c)) for c in columns]
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
 def write_parquet(frame: pd.DataFrame, columns: list[Column], path: Path) -> None:
     """Parquet with nullable integer columns and the column labels as field metadata."""
-    fields = [pa.field(c.name, _arrow_type(c), metadata={"label": c.label}) for c in columns]
-    schema = pa.schema(fields)
-    arrays = [pa.Array.from_pandas(frame[c.name], type=_arrow_type(c)) for c in columns]
-    table = pa.Table.from_arrays(arrays, schema=schema)
-    pq.write_table(table, path, compression="zstd")
+    pq.write_table(_arrow_table(frame, columns), path, compression="zstd")
 
 
 def _for_readstat(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
