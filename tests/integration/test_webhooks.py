@@ -56,6 +56,22 @@ def client(twilio_app: App) -> Iterator[TestClient]:
         yield web
 
 
+@pytest.fixture
+def lite_app(sqlite_url: str, clock: FrozenClock) -> Iterator[App]:
+    """For checks that do not depend on the database engine (signatures, limits): SQLite only."""
+    app = build_app(sqlite_url, clock, sms_backend="twilio", public_url=PUBLIC, **TWILIO_ENV)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+@pytest.fixture
+def lite(lite_app: App) -> Iterator[TestClient]:
+    with TestClient(create_app(lite_app), base_url="http://internal:8000") as web:
+        yield web
+
+
 def form(sid: str = "SM" + "a" * 32, body: str = "7", phone: str = PATIENT_PHONE) -> dict:
     return {
         "MessageSid": sid,
@@ -123,8 +139,9 @@ def test_signed_reply_is_stored_answered_and_gets_empty_twiml(
     "case", ["missing", "tampered", "wrong_host", "wrong_scheme", "wrong_token", "garbage"]
 )
 def test_bad_signatures_are_403_and_store_nothing(
-    client: TestClient, twilio_app: App, case: str
+    lite: TestClient, lite_app: App, case: str
 ) -> None:
+    client, twilio_app = lite, lite_app
     params = form()
     if case == "missing":
         response = client.post("/sms/inbound", data=params)
@@ -154,8 +171,9 @@ def test_bad_signatures_are_403_and_store_nothing(
 
 
 def test_behind_a_proxy_with_forwarded_https_still_validates(
-    client: TestClient, twilio_app: App
+    lite: TestClient, lite_app: App
 ) -> None:
+    client, twilio_app = lite, lite_app
     response = post_signed(
         client,
         "/sms/inbound",
@@ -166,8 +184,8 @@ def test_behind_a_proxy_with_forwarded_https_still_validates(
     assert inbound_rows(twilio_app) == 1
 
 
-def test_without_public_url_forwarded_proto_is_used(db_url: str, clock: FrozenClock) -> None:
-    app = build_app(db_url, clock, twilio_auth_token=TOKEN)  # simulator backend with a token
+def test_without_public_url_forwarded_proto_is_used(sqlite_url: str, clock: FrozenClock) -> None:
+    app = build_app(sqlite_url, clock, twilio_auth_token=TOKEN)  # simulator backend with a token
     try:
         with TestClient(create_app(app), base_url="http://tracker.example.org") as web:
             params = form()
@@ -184,8 +202,8 @@ def test_without_public_url_forwarded_proto_is_used(db_url: str, clock: FrozenCl
         app.close()
 
 
-def test_simulator_without_token_needs_no_signature(db_url: str, clock: FrozenClock) -> None:
-    app = build_app(db_url, clock)
+def test_simulator_without_token_needs_no_signature(sqlite_url: str, clock: FrozenClock) -> None:
+    app = build_app(sqlite_url, clock)
     try:
         with TestClient(create_app(app)) as web:
             response = web.post("/sms/inbound", data=form())
@@ -332,13 +350,16 @@ def test_status_signature_covers_the_query(client: TestClient, twilio_app: App) 
 # --- limits ------------------------------------------------------------------------------
 
 
-def test_oversize_body_is_413(client: TestClient, twilio_app: App) -> None:
+def test_oversize_body_is_413(lite: TestClient, lite_app: App) -> None:
+    client, twilio_app = lite, lite_app
     params = form(body="x" * (70 * 1024))
     assert post_signed(client, "/sms/inbound", params).status_code == 413
     assert inbound_rows(twilio_app) == 0
 
 
-def test_oversize_body_without_length_header_is_413(client: TestClient, twilio_app: App) -> None:
+def test_oversize_body_without_length_header_is_413(lite: TestClient) -> None:
+    client = lite
+
     def chunks() -> Iterator[bytes]:
         for _ in range(80):
             yield b"Body=" + b"y" * 1024
@@ -351,12 +372,13 @@ def test_oversize_body_without_length_header_is_413(client: TestClient, twilio_a
     assert response.status_code == 413
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
-def test_other_methods_are_405(client: TestClient, method: str) -> None:
-    for path in ("/sms/inbound", "/sms/status"):
-        assert client.request(method, path).status_code == 405
+def test_other_methods_are_405(lite: TestClient) -> None:
+    for method in ("GET", "PUT", "DELETE", "PATCH"):
+        for path in ("/sms/inbound", "/sms/status"):
+            assert lite.request(method, path).status_code == 405, (method, path)
 
 
-def test_missing_fields_are_400_not_500(client: TestClient, twilio_app: App) -> None:
+def test_missing_fields_are_400_not_500(lite: TestClient, lite_app: App) -> None:
+    client, twilio_app = lite, lite_app
     assert post_signed(client, "/sms/inbound", {"Body": "7"}).status_code == 400
     assert inbound_rows(twilio_app) == 0
