@@ -69,7 +69,7 @@ REPORT_DIR = "report"
 IMPORT_FILE = "demo-import.csv"
 WORKER_ID = "demo"
 SERVICE_NAME = "Anytown social prescribing (demo)"
-SERVICE_CONTACT = "01632 960000"
+SERVICE_CONTACT = "call Anytown Health Centre on 01632 960000"
 STUDY = "demo"
 # Texts the patient's phone shows that ask for an answer.
 ASKING = {"opening", "question", "clarification", "reminder"}
