@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from datetime import UTC, datetime, time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
@@ -78,6 +80,21 @@ def test_no_duplicate_question_texts(demo: DemoResult) -> None:
     assert repeats == []
 
 
+def test_scheduled_texts_go_out_only_inside_the_send_window(demo: DemoResult) -> None:
+    """Openings and reminders (the scheduler's texts) fall Mon-Fri 08:00-18:00 London time,
+    across both 2026 clock changes; replies to a patient may go at any hour."""
+    zone = ZoneInfo("Europe/London")
+    sent = rows(
+        demo,
+        "select purpose, sent_at from messages where direction = 'outbound' "
+        "and purpose in ('opening', 'reminder') and sent_at is not null",
+    )
+    assert {purpose for purpose, _ in sent} == {"opening", "reminder"}
+    for purpose, sent_at in sent:
+        local = datetime.fromisoformat(sent_at).replace(tzinfo=UTC).astimezone(zone)
+        assert local.weekday() < 5 and time(8) <= local.time() < time(18), (purpose, local)
+
+
 def test_stopped_patients_get_no_further_texts(demo: DemoResult) -> None:
     stopped = rows(
         demo,
@@ -131,6 +148,10 @@ def test_export_exists_and_opens(demo: DemoResult) -> None:
     assert not from_csv["pid"].astype(str).str.startswith("DEMO-").any()  # pseudonymised
     follow = from_csv[from_csv["wave"] > 0]
     assert 0 < follow["responded"].sum() < len(follow)
+    # The export's account of each wave matches the database's.
+    exported = Counter(follow["checkin_state"])
+    states = Counter(dict(rows(demo, "select state, count(*) from checkins group by state")))
+    assert exported == states
     contacts = pd.read_parquet(parquet_dir / "contacts.parquet")
     assert len(contacts) > 0
     codebook = json.loads((csv_dir / "codebook.json").read_text(encoding="utf-8"))
