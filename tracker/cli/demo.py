@@ -84,9 +84,8 @@ def print_summary(result: DemoResult, elapsed: float, cpu: float) -> None:
         table.add_row(f"answered: {pattern}", f"{answered}/{texted} ({rate:.0%})")
     alerts = ", ".join(f"{k} {v}" for k, v in sorted(s.alerts_by_kind.items())) or "none"
     table.add_row("alerts raised", alerts)
-    table.add_row(
-        "alerts still open (the rest handled by the demo's link worker)", str(s.alerts_open)
-    )
+    resolved = sum(s.alerts_by_kind.values()) - s.alerts_open
+    table.add_row("alerts still open", f"{s.alerts_open} ({resolved} resolved by a link worker)")
     out.print(table)
 
     if s.contrasts:
