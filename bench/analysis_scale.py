@@ -59,7 +59,11 @@ def child_whole(path: str, out: str, started: float) -> dict[str, Any]:
     from analysis.cli import app
 
     app(["run", path, "--out", out, "--quiet"], standalone_mode=False)
-    return {"seconds": time.perf_counter() - started, "cpu_seconds": _cpu(), "peak_rss_mib": _rss_mib()}
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": _cpu(),
+        "peak_rss_mib": _rss_mib(),
+    }
 
 
 def _timed(fn, repeats: int):
@@ -90,12 +94,14 @@ def child_models(path: str, repeats: int, stock: bool) -> dict[str, Any]:
         "life_satisfaction_mixed": lambda: m.fit_mixed(data, "life_satisfaction"),
         "lonely_gee": lambda: m.fit_lonely(data),
         "gp_visits_gee_poisson": lambda: m.fit_gee(
-            data, "gp_visits_gee_poisson", "gp_visits", m.Family("poisson"), method="poisson"),
+            data, "gp_visits_gee_poisson", "gp_visits", m.Family("poisson"), method="poisson"
+        ),
         "gp_visits_gee_poisson+negbin": lambda: m.fit_gp_models(data),
         "response_logit": lambda: m.fit_response(data)[0],
         "life_satisfaction_mixed_site (site fixed effects)": lambda: m.fit_site_sensitivity(data),
-        "life_satisfaction_mixed_site (site variance component)":
-            lambda: m.fit_site_variance_component(data),
+        "life_satisfaction_mixed_site (site variance component)": lambda: (
+            m.fit_site_variance_component(data)
+        ),
         "life_satisfaction_ipw": lambda: m.fit_ipw(data, prob),
         "life_satisfaction_mice (10 imputations)": lambda: m.fit_mice(data),
         "sessions_dose": lambda: m.fit_dose(data),
@@ -108,7 +114,9 @@ def child_models(path: str, repeats: int, stock: bool) -> dict[str, Any]:
     if stock:
         frame = data.frame
         stock_fits = {
-            "life_satisfaction_mixed": lambda: m.fit_mixed(data, "life_satisfaction", engine="statsmodels"),
+            "life_satisfaction_mixed": lambda: m.fit_mixed(
+                data, "life_satisfaction", engine="statsmodels"
+            ),
             "lonely_gee": lambda: m.fit_lonely(data, engine="statsmodels"),
             "gp_visits_gee_poisson": lambda: _stock_gee_formula(frame, data, "gp_visits"),
         }
@@ -134,8 +142,13 @@ def _stock_gee_formula(frame, data, outcome):
 
     sub = frame[data.rows(outcome)].copy()
     sub["pid"] = sub["pid"].cat.codes
-    return smf.gee(f"{outcome} ~ {PRIMARY_RHS}", groups="pid", data=sub,
-                   family=sm.families.Poisson(), cov_struct=sm.cov_struct.Exchangeable()).fit()
+    return smf.gee(
+        f"{outcome} ~ {PRIMARY_RHS}",
+        groups="pid",
+        data=sub,
+        family=sm.families.Poisson(),
+        cov_struct=sm.cov_struct.Exchangeable(),
+    ).fit()
 
 
 # --- parent ---------------------------------------------------------------------------------
@@ -143,8 +156,14 @@ def _stock_gee_formula(frame, data, outcome):
 
 def _run_child(args: list[str]) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "bench.analysis_scale", "--child", *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.analysis_scale", "--child", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"child {args} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -153,8 +172,12 @@ def _run_child(args: list[str]) -> dict[str, Any]:
 def measure(sizes: list[int], runs: int, stock_max: int, model_repeats: int) -> dict[str, Any]:
     from analysis.simulate import simulate_cohort
 
-    results: dict[str, Any] = {"sizes": {}, "load_average_start": os.getloadavg(),
-                               "cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    results: dict[str, Any] = {
+        "sizes": {},
+        "load_average_start": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
     with tempfile.TemporaryDirectory(prefix="analysis-bench-") as tmp:
         for n in sizes:
             path = Path(tmp) / f"cohort_{n}.parquet"
@@ -165,14 +188,26 @@ def measure(sizes: list[int], runs: int, stock_max: int, model_repeats: int) -> 
             whole = []
             for r in range(runs if n < 1_000_000 else max(1, runs - 1)):
                 res = _run_child(["whole", str(path), str(Path(tmp) / f"out_{n}_{r}")])
-                print(f"[{n:,}] whole analysis run {r + 1}: {res['seconds']:.1f}s wall, "
-                      f"{res['cpu_seconds']:.1f}s CPU, {res['peak_rss_mib']:.0f} MiB", flush=True)
+                print(
+                    f"[{n:,}] whole analysis run {r + 1}: {res['seconds']:.1f}s wall, "
+                    f"{res['cpu_seconds']:.1f}s CPU, {res['peak_rss_mib']:.0f} MiB",
+                    flush=True,
+                )
                 whole.append(res)
-            models = _run_child(["models", str(path), str(model_repeats if n < 1_000_000 else 1),
-                                 "1" if n <= stock_max else "0"])
+            models = _run_child(
+                [
+                    "models",
+                    str(path),
+                    str(model_repeats if n < 1_000_000 else 1),
+                    "1" if n <= stock_max else "0",
+                ]
+            )
             for name, row in models["models"].items():
-                extra = (f", stock {row['stock_seconds']:.1f}s (x{row['ratio_stock_to_fast']:.0f})"
-                         if "stock_seconds" in row else "")
+                extra = (
+                    f", stock {row['stock_seconds']:.1f}s (x{row['ratio_stock_to_fast']:.0f})"
+                    if "stock_seconds" in row
+                    else ""
+                )
                 print(f"[{n:,}] {name}: {row['fast_seconds']:.2f}s{extra}", flush=True)
             results["sizes"][str(n)] = {
                 "patients": n,
@@ -205,23 +240,39 @@ def write(results: dict[str, Any]) -> None:
     ]
     for s in results["sizes"].values():
         runs = ", ".join(f"{r['seconds']:.1f}" for r in s["whole_runs"])
-        lines.append(f"| {s['patients']:,} | {s['whole_seconds_median']:.1f} | "
-                     f"{s['whole_cpu_seconds_median']:.1f} | {s['whole_peak_rss_mib_max']:.0f} | {runs} |")
-    lines += ["", "## Each model alone (fast path; stock statsmodels where run)", "",
-              "| patients | model | fast s | stock s | stock / fast | max abs diff |",
-              "|---:|---|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {s['patients']:,} | {s['whole_seconds_median']:.1f} | "
+            f"{s['whole_cpu_seconds_median']:.1f} | {s['whole_peak_rss_mib_max']:.0f} | {runs} |"
+        )
+    lines += [
+        "",
+        "## Each model alone (fast path; stock statsmodels where run)",
+        "",
+        "| patients | model | fast s | stock s | stock / fast | max abs diff |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
     for s in results["sizes"].values():
         for name, row in s["models"]["models"].items():
             stock = f"{row['stock_seconds']:.1f}" if "stock_seconds" in row else "-"
             ratio = f"{row['ratio_stock_to_fast']:.0f}x" if "ratio_stock_to_fast" in row else "-"
-            diff = f"{row['max_abs_diff_estimates']:.1e}" if "max_abs_diff_estimates" in row else "-"
-            lines.append(f"| {s['patients']:,} | {name} | {row['fast_seconds']:.2f} | {stock} | {ratio} | {diff} |")
-        lines.append(f"| {s['patients']:,} | (load + validate Parquet) | "
-                     f"{s['models']['load_validate_seconds']:.2f} | | | |")
-    lines += ["", "Stock statsmodels is run only at sizes where it finishes in reasonable time "
-              "(MixedLM is quadratic-ish in patients; the site variance-component MixedLM takes "
-              "minutes even at a few hundred patients and is not run). The max abs diff column "
-              "compares the estimates of the stock and fast fits on the same data.", ""]
+            diff = (
+                f"{row['max_abs_diff_estimates']:.1e}" if "max_abs_diff_estimates" in row else "-"
+            )
+            lines.append(
+                f"| {s['patients']:,} | {name} | {row['fast_seconds']:.2f} | {stock} | {ratio} | {diff} |"
+            )
+        lines.append(
+            f"| {s['patients']:,} | (load + validate Parquet) | "
+            f"{s['models']['load_validate_seconds']:.2f} | | | |"
+        )
+    lines += [
+        "",
+        "Stock statsmodels is run only at sizes where it finishes in reasonable time "
+        "(MixedLM is quadratic-ish in patients; the site variance-component MixedLM takes "
+        "minutes even at a few hundred patients and is not run). The max abs diff column "
+        "compares the estimates of the stock and fast fits on the same data.",
+        "",
+    ]
     (RESULTS / "analysis_scale.md").write_text("\n".join(lines))
 
 

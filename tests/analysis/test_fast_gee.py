@@ -24,6 +24,7 @@ def answered():
     return d, design, pd.factorize(d["pid"])[0]
 
 
+@pytest.mark.parametrize("compress", [False, True], ids=["row-wise", "pooled-by-cluster-type"])
 @pytest.mark.parametrize(
     ("family", "sm_family", "outcome"),
     [
@@ -33,14 +34,14 @@ def answered():
         (Family("gaussian"), sm.families.Gaussian(), "life_satisfaction"),
     ],
 )
-def test_matches_statsmodels_gee_exchangeable(answered, family, sm_family, outcome):
+def test_matches_statsmodels_gee_exchangeable(answered, family, sm_family, outcome, compress):
     d, design, groups = answered
     y = (
         (d["lonely"] == 5).astype(float).to_numpy()
         if outcome == "lonely_often"
         else d[outcome].to_numpy(float)
     )
-    fast = fit_exchangeable_gee(y, design.exog, groups, design.names, family)
+    fast = fit_exchangeable_gee(y, design.exog, groups, design.names, family, compress=compress)
     ref = sm.GEE(
         y, design.frame(), groups=groups, family=sm_family, cov_struct=sm.cov_struct.Exchangeable()
     ).fit(ctol=1e-12, maxiter=500)
