@@ -337,3 +337,22 @@ def test_a_claim_takes_at_most_its_batch(app: App) -> None:
     with app.sessions.begin() as session:
         second = claim_due_checkins(session, now=NOW, worker_id="b", limit=30)
     assert len(first) == 3 and len(second) == 7 and not set(first) & set(second)
+
+
+def test_tick_command_prints_counts_and_exits_0(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from tests.conftest import TEST_KEY
+    from tracker.cli import app as cli
+
+    seed_checkins(app, 3, due_at=NOW)
+    monkeypatch.setenv("TRACKER_DATABASE_URL", app.settings.database_url)
+    monkeypatch.setenv("TRACKER_SECRET_KEY", TEST_KEY)
+    result = CliRunner().invoke(cli, ["tick", "--now", "2026-11-26T10:00:00+00:00", "--json"])
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert counts["opened"] == 3 and counts["messages_sent"] == 6
+    again = CliRunner().invoke(cli, ["tick", "--now", "2026-11-26T10:01:00+00:00"])
+    assert again.exit_code == 0 and "claimed=0" in again.stdout
