@@ -29,6 +29,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +235,10 @@ class _Phones:
     seen: int = 0
     sequence: int = 0
     sent_by_us: int = 0
+    by_patient: dict[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_patient = {patient: number for number, patient in self.numbers.items()}
 
     def read_new_texts(self) -> None:
         """Look at the texts the simulator delivered since last time and plan the replies."""
@@ -328,9 +333,7 @@ class _Phones:
             self.read_new_texts()
 
     def _number_of(self, patient: int) -> str:
-        if not hasattr(self, "_by_patient"):
-            self._by_patient = {v: k for k, v in self.numbers.items()}
-        return self._by_patient[patient]
+        return self.by_patient[patient]
 
 
 _NOT_WORK = {"window_open", "paced_seconds"}
@@ -381,14 +384,26 @@ def _aware(at: datetime) -> datetime:
 
 
 STAFF = "link.worker@demo.example"
+STAFF_ROUND = dt_time(9, 30)
 RESOLUTION_NOTES = {
-    "risk": "Phoned the same morning: safe, has support at home; GP informed (demo)",
+    "risk": "Phoned this morning: safe, has support at home; GP informed (demo)",
     "recontact": "Phoned; follow-up session booked with the link worker (demo)",
     "opt_out_review": "Checked: does not want more texts; left stopped (demo)",
     "delivery_problem": "Number checked with the practice; record updated (demo)",
 }
 # Recontact requests still waiting at the end, so the alerts queue is not empty in the demo.
 LEFT_FOR_THE_QUEUE = 0.2
+
+
+def next_staff_round(app: App, after: datetime) -> datetime:
+    """The link worker looks at the alerts at 09:30 on each working day (local time)."""
+    zone = app.settings.zone
+    day = after.astimezone(zone).date()
+    while True:
+        at = datetime.combine(day, STAFF_ROUND, tzinfo=zone).astimezone(UTC)
+        if at > after and day.weekday() in app.settings.weekdays:
+            return at
+        day += timedelta(days=1)
 
 
 def handle_alerts(app: App, rng: random.Random, left: set[int]) -> int:
@@ -432,12 +447,18 @@ def simulate_year(
     # needs no reminder), so the next tick time is re-read only after a tick and just before
     # acting on it.
     tick_at = next_scheduler_time(app, last_tick, idle=idle)
+    staff_at = next_staff_round(app, clock.now())
     while True:
         reply_at = phones.next_reply_at()
         options = [t for t in (tick_at, reply_at) if t is not None and t <= until]
         if not options:
             break
         at = max(min(options), clock.now())
+        if staff_at <= at:  # the link worker's morning look at the alerts comes first
+            clock.set(max(staff_at, clock.now()))
+            counts["alerts handled"] += handle_alerts(app, staff_rng, left_open)
+            staff_at = next_staff_round(app, clock.now())
+            continue
         if tick_at is not None and at >= tick_at:
             fresh = next_scheduler_time(app, last_tick, idle=idle)
             if fresh != tick_at:
@@ -450,8 +471,6 @@ def simulate_year(
             idle = 0 if busy else idle + 1
             last_tick = at
             counts["ticks"] += 1
-            if report.window_open:
-                counts["alerts handled"] += handle_alerts(app, staff_rng, left_open)
             phones.read_new_texts()
             tick_at = next_scheduler_time(app, last_tick, idle=idle)
         if reply_at is not None and at >= reply_at:
