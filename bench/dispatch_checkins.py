@@ -291,7 +291,9 @@ def write(results: dict) -> None:
         f"{results['count']:,} due check-ins per run; each check-in = claim + 2 outbox rows "
         "(opening, question 1) + 2 simulator sends + results recorded + state `open`. "
         "Pacing disabled (`Unpaced`); batch "
-        f"{BATCH}. Machine: {results['machine']}. Medians of {results['runs']} run(s).",
+        f"{BATCH}. Machine: {results['machine']}; load average at the end "
+        f"{results['load_average_at_end']} (a shared machine: other work ran alongside). "
+        f"Medians of {results['runs']} run(s).",
         "",
         "| workers | check-ins/s | bare UPDATE rows/s | ratio | peak RSS per worker (MiB) "
         "| duplicates | all opened |",
@@ -320,16 +322,26 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", default="1,2,4")
     args = parser.parse_args(argv if argv is not None else [])
     worker_counts = [int(w) for w in args.workers.split(",")]
-    runs = []
-    for _ in range(args.runs):
+    runs: list[dict] = []
+    results: dict = {}
+    for repeat in range(args.runs):
         for workers in worker_counts:
             result = one_run(args.count, workers)
             print(json.dumps(result), flush=True)
             runs.append(result)
-    results = {
+            # written after every run, so an interrupted benchmark still leaves its figures
+            results = _results(args, runs, completed_repeats=repeat + 1)
+            write(results)
+    return results
+
+
+def _results(args: argparse.Namespace, runs: list[dict], completed_repeats: int) -> dict:
+    load = os.getloadavg()
+    return {
         "benchmark": "dispatch_checkins",
         "count": args.count,
-        "runs": args.runs,
+        "runs": completed_repeats,
+        "load_average_at_end": [round(x, 1) for x in load],
         "batch_size": BATCH,
         "pacing": "disabled (Unpaced) for the benchmark",
         "gateway": "simulator",
@@ -337,8 +349,6 @@ def main(argv: list[str] | None = None) -> dict:
         "summary": summarise(runs),
         "all_runs": runs,
     }
-    write(results)
-    return results
 
 
 if __name__ == "__main__":
