@@ -245,7 +245,7 @@ def validate_outcomes(
         rule = _rule_with_codebook(name, base_rule, specs.get(name))
         raw = frame[name]
         if rule.kind in ("id", "text"):
-            codes, uniques = _text_codes(raw)
+            codes, uniques = _text_codes(raw, clean=name != "pid")
             empty = codes < 0
             problems.add_rows(
                 np.flatnonzero(empty),
@@ -392,9 +392,22 @@ def validate_outcomes(
     return result
 
 
-def _text_codes(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes (-1 = empty) and cleaned distinct values; string work on distinct values only."""
+def _text_codes(raw: pd.Series, *, clean: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes (-1 = empty) and cleaned distinct values; string work on distinct values only.
+
+    Pseudonymous ids are opaque and there are a million of them: they are only checked for
+    emptiness, not trimmed.
+    """
     codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    if not clean:
+        u = np.asarray(uniques, dtype=object)
+        if len(u) and not isinstance(u[0], str):
+            u = u.astype(str)
+        empty = np.flatnonzero(u == "")
+        codes = codes.astype(np.int64)
+        if len(empty):
+            codes = np.where(codes == empty[0], -1, codes)
+        return codes, u
     cleaned = pd.Series(np.asarray(uniques, dtype=object)).astype(str).str.strip()
     # Spreadsheet-safe exports may prefix cells with a quote; undo it.
     cleaned = cleaned.str.replace(r"^'(?=[-+=@])", "", regex=True)

@@ -49,20 +49,25 @@ def outcome_means(frame: pd.DataFrame, outcomes=OUTCOMES) -> pd.DataFrame:
 
 def response_funnel(frame: pd.DataFrame) -> pd.DataFrame:
     """Patients at each step: enrolled, answered at 6, at 12, at both (by pattern and all)."""
-    resp = frame.pivot_table(
-        index="pid", columns="wave", values="responded", aggfunc="max", observed=True
-    )
-    pattern = frame.groupby("pid", observed=True)["pattern"].first()
-    wide = resp.join(pattern)
-    r6 = wide.get(6, pd.Series(0, index=wide.index)).fillna(0)
-    r12 = wide.get(12, pd.Series(0, index=wide.index)).fillna(0)
+    pid = frame["pid"]
+    codes = pid.cat.codes.to_numpy() if hasattr(pid, "cat") else pd.factorize(pid)[0]
+    _, patient = np.unique(codes, return_inverse=True)
+    n_pat = int(patient.max()) + 1 if len(patient) else 0
+    wave = frame["wave"].to_numpy()
+    answered = frame["responded"].to_numpy() == 1
+    r6 = np.zeros(n_pat, dtype=bool)
+    r12 = np.zeros(n_pat, dtype=bool)
+    r6[patient[answered & (wave == 6)]] = True
+    r12[patient[answered & (wave == 12)]] = True
+    pattern_of = np.empty(n_pat, dtype=object)
+    pattern_of[patient] = frame["pattern"].astype(str).to_numpy()
     steps = {
-        "enrolled (baseline at referral)": np.ones(len(wide), dtype=bool),
-        "answered at 6 months": r6.to_numpy() == 1,
-        "answered at 12 months": r12.to_numpy() == 1,
-        "answered at both 6 and 12 months": (r6.to_numpy() == 1) & (r12.to_numpy() == 1),
+        "enrolled (baseline at referral)": np.ones(n_pat, dtype=bool),
+        "answered at 6 months": r6,
+        "answered at 12 months": r12,
+        "answered at both 6 and 12 months": r6 & r12,
     }
-    pat = wide["pattern"].astype(str).to_numpy()
+    pat = pattern_of
     rows = []
     for label in ["all", *[p for p in ("rapid", "anchored", "with_only") if (pat == p).any()]]:
         sel = np.ones(len(pat), dtype=bool) if label == "all" else pat == label

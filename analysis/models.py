@@ -58,6 +58,7 @@ class ModelData:
         frame["baseline_life_satisfaction"] = np.where(np.isnan(per_patient), fill, per_patient)
         self.frame = frame
         self._designs: dict[str, Design] = {}
+        self._last_subset: tuple[tuple, tuple] | None = None
 
     @property
     def n_sites(self) -> int:
@@ -79,7 +80,19 @@ class ModelData:
         return (f["responded"].to_numpy() == 1) & f[outcome].notna().to_numpy()
 
     def subset(self, rhs: str, mask: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """Design rows for `mask`, without columns that are all zero there (absent levels)."""
+        """Design rows for `mask`, without columns that are all zero there (absent levels).
+
+        The last result is kept (one, to bound memory): consecutive fits on the same rows,
+        such as the Poisson and negative binomial GP models, share it.
+        """
+        key = (rhs, len(mask), int(mask.sum()), hash(np.packbits(mask).tobytes()))
+        if self._last_subset is not None and self._last_subset[0] == key:
+            return self._last_subset[1]
+        result = self._subset(rhs, mask)
+        self._last_subset = (key, result)
+        return result
+
+    def _subset(self, rhs: str, mask: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
         if rhs == PRIMARY_RHS:
             x = self.design(rhs).exog[mask]
             names_all = self.design(rhs).names
@@ -398,7 +411,7 @@ def fit_mice(
     data: ModelData,
     outcome: str = "life_satisfaction",
     *,
-    imputations: int = 10,
+    imputations: int = 5,
     iterations: int = 5,
     seed: int = 20260,
 ) -> ModelResult:
@@ -424,35 +437,39 @@ def fit_mice(
         cov_cols.extend(dummies.to_numpy().T)
     z = np.column_stack(cov_cols)
     missing = np.isnan(wide)
-    x_all, names, groups = data.subset(PRIMARY_RHS, np.ones(len(f), dtype=bool))
+    design = data.design(PRIMARY_RHS)
+    x_all, names, groups = design.exog, design.names, data.groups
     has_row = np.zeros((n_pat, 3), dtype=bool)
     has_row[data.groups, wave_idx] = True
     grouped = GroupedExog(x_all, groups)
     # The covariate block of each wave's imputation model is fixed: precompute its products.
     blocks = []
     for j in range(3):
-        obs = ~missing[:, j]
+        obs = np.flatnonzero(~missing[:, j])
+        mis = np.flatnonzero(missing[:, j])
         zo = z[obs]
-        blocks.append((obs, zo, zo.T @ zo, zo.T @ wide[obs, j], z[~obs]))
+        blocks.append((obs, mis, zo, zo.T @ zo, zo.T @ wide[obs, j], wide[obs, j], z[mis]))
+    start = np.nanmean(wide, axis=0)
     estimates, covs = [], []
     for _ in range(imputations):
-        filled = np.where(missing, np.nanmean(wide, axis=0), wide)
+        cols = [np.where(missing[:, j], start[j], wide[:, j]) for j in range(3)]
         for _ in range(iterations):
             for j in range(3):
-                obs, zo, ztz, zty, zm = blocks[j]
-                if obs.all():
+                obs, mis, zo, ztz, zty, yo, zm = blocks[j]
+                if len(mis) == 0:
                     continue
                 others = [k for k in range(3) if k != j]
-                filled[~obs, j] = _draw_norm(
+                cols[j][mis] = _draw_norm(
                     zo,
                     ztz,
                     zty,
-                    filled[obs][:, others],
-                    wide[obs, j],
+                    np.column_stack([cols[k][obs] for k in others]),
+                    yo,
                     zm,
-                    filled[~obs][:, others],
+                    np.column_stack([cols[k][mis] for k in others]),
                     rng,
                 )
+        filled = np.column_stack(cols)
         y_imp = filled[data.groups, wave_idx]
         fit = fit_random_intercept(y_imp, x_all, groups, names, sums=grouped.sums(y_imp))
         estimates.append(fit.params)
@@ -508,7 +525,7 @@ def fit_all(
     data: ModelData,
     *,
     progress: Callable[[str], None] | None = None,
-    mice_imputations: int = 10,
+    mice_imputations: int = 5,
 ) -> dict[str, ModelResult]:
     """Every model of DESIGN section 7, by name, in report order."""
     out: dict[str, ModelResult] = {}
