@@ -82,6 +82,8 @@ def test_create_episodes_and_validation_matches_the_csv(app) -> None:
     typed = client.post("/api/episodes", json={"episodes": [{"episode_ref": 3}]}, headers=headers)
     assert typed.status_code == 422
     assert all("loc" in p and "msg" in p for p in typed.json()["detail"])
+    fields = {p["field"] for p in typed.json()["detail"]}
+    assert {"episode_ref", "patient_ref", "site", "sessions"} <= fields
 
 
 def test_researcher_tokens_cannot_read_identifiable_lists(app) -> None:

@@ -6,11 +6,13 @@ only (they may hold clinical detail) and the audit notes merely that one was wri
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tracker.db.tables import Alert
+from tracker.db.tables import Alert, Episode, Patient
 from tracker.domain import AlertState, DomainError
 from tracker.services import audit
 
@@ -75,3 +77,26 @@ def resolve(
         detail={"kind": alert.kind, "note": True},
     )
     return alert
+
+
+def with_refs(
+    session: Session, alerts: Sequence[Alert]
+) -> list[tuple[Alert, str | None, str | None]]:
+    """Each alert with its patient_ref and episode_ref, looked up by id after paging.
+
+    (An outer join before the LIMIT lets PostgreSQL pick a hash join over every patient.)
+    """
+    patient_ids = {a.patient_id for a in alerts if a.patient_id is not None}
+    episode_ids = {a.episode_id for a in alerts if a.episode_id is not None}
+    patients: dict[int, str] = {}
+    episodes: dict[int, str] = {}
+    if patient_ids:
+        query = select(Patient.id, Patient.patient_ref).where(Patient.id.in_(patient_ids))
+        patients = {pid: ref for pid, ref in session.execute(query)}
+    if episode_ids:
+        query = select(Episode.id, Episode.episode_ref).where(Episode.id.in_(episode_ids))
+        episodes = {eid: ref for eid, ref in session.execute(query)}
+    return [
+        (a, patients.get(a.patient_id), episodes.get(a.episode_id))  # type: ignore[arg-type]
+        for a in alerts
+    ]

@@ -25,8 +25,16 @@ TOKEN_PREFIX = "trk_"
 MIN_PASSWORD_LENGTH = 12
 
 _hasher = PasswordHasher()
-# Verified against when the account does not exist, so unknown and known emails take as long.
-_DUMMY_HASH = _hasher.hash("not a real password, only for timing")
+_dummy_hash: str | None = None
+
+
+def _dummy() -> str:
+    """A hash to verify against when the account does not exist, so unknown and known emails
+    take as long (made on first use: hashing at import would slow every CLI command)."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash("not a real password, only for timing")
+    return _dummy_hash
 
 
 class Role(StrEnum):
@@ -75,7 +83,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(user: User | None, password: str) -> bool:
     """True if `password` matches; always does the same amount of work."""
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    stored = user.password_hash if user is not None and user.password_hash else _dummy()
     try:
         ok = _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):

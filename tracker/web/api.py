@@ -12,12 +12,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from tracker.db.tables import Alert, CheckIn, Episode, Patient
+from tracker.app import App
+from tracker.db.tables import Alert, CheckIn, Episode
 from tracker.domain import AlertKind, AlertState, CheckInState, DomainError
 from tracker.services import alert_actions, audit
 from tracker.services.users import Role
@@ -333,14 +335,6 @@ def _alert_out(
     }
 
 
-def _alert_query() -> Any:
-    return (
-        select(Alert, Patient.patient_ref, Episode.episode_ref)
-        .outerjoin(Patient, Patient.id == Alert.patient_id)
-        .outerjoin(Episode, Episode.id == Alert.episode_id)
-    )
-
-
 @router.get("/alerts", response_model=AlertPage)
 def list_alerts(
     request: Request,
@@ -352,7 +346,7 @@ def list_alerts(
 ) -> Any:
     """Alerts, risk first then oldest first when listing unresolved ones; page with `after`."""
     app = tracker_app(request)
-    query = _alert_query().limit(limit + 1)
+    query = select(Alert).limit(limit + 1)
     if state == "unresolved":
         query = query.where(Alert.state != AlertState.RESOLVED)
     elif state != "all":
@@ -365,8 +359,11 @@ def list_alerts(
         query = query.where(Alert.id > after)
     query = query.order_by(Alert.id)
     with app.sessions() as session:
-        rows = session.execute(query).all()
-        items = [_alert_out(request, a, p, e) for a, p, e in rows[:limit]]
+        rows = session.scalars(query).all()
+        items = [
+            _alert_out(request, a, p, e)
+            for a, p, e in alert_actions.with_refs(session, rows[:limit])
+        ]
         audit.record(
             session,
             at=app.clock.now(),
@@ -378,16 +375,16 @@ def list_alerts(
         session.commit()
     if state == "unresolved":
         items.sort(key=lambda a: (a["kind"] != AlertKind.RISK, a["raised_at"]))
-    return {"items": items, "next_after": rows[limit - 1][0].id if len(rows) > limit else None}
+    return {"items": items, "next_after": rows[limit - 1].id if len(rows) > limit else None}
 
 
 def _act_on_alert(request: Request, alert_id: int, body: AlertAction, principal: Principal) -> Any:
     app = tracker_app(request)
     with app.sessions() as session:
-        row = session.execute(_alert_query().where(Alert.id == alert_id)).first()
-        if row is None or not principal.may_see_site(row[0].site):
+        found = session.get(Alert, alert_id)
+        if found is None or not principal.may_see_site(found.site):
             return _problem(404, f"no alert {alert_id} for this token")
-        alert, patient_ref, episode_ref = row
+        alert, patient_ref, episode_ref = alert_actions.with_refs(session, [found])[0]
         action = (
             alert_actions.acknowledge if body.action == "acknowledge" else alert_actions.resolve
         )
@@ -452,3 +449,46 @@ def start_export(
     except exports.ExportUnavailable as exc:
         return _problem(503, str(exc))
     return exports.as_json(record)
+
+
+# --- wiring -----------------------------------------------------------------------------
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str | None:
+    names = [
+        part for part in loc if isinstance(part, str) and part not in ("body", "query", "path")
+    ]
+    return names[-1] if names else None
+
+
+def install(web: FastAPI, app: App) -> None:
+    """Include the router; validation errors name the field (API) or show a page (dashboard)."""
+
+    @web.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {
+                "loc": list(err.get("loc", ())),
+                "field": _field_of(err.get("loc", ())),
+                "msg": err.get("msg", "is not valid"),
+                "type": err.get("type", "value_error"),
+            }
+            for err in exc.errors()
+        ]
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": errors}, status_code=422)
+        from tracker.web.pages import render
+
+        fields = ", ".join(sorted({e["field"] or "?" for e in errors}))
+        return render(
+            request,
+            "error.html",
+            {
+                "title": "Form not accepted",
+                "message": f"Some values were missing or not valid ({fields}). "
+                "Go back, check the form and try again.",
+            },
+            422,
+        )
+
+    web.include_router(router)

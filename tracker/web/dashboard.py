@@ -271,11 +271,7 @@ def alerts_page(
     app = tracker_app(request)
     now = _now(app)
     with app.sessions() as session:
-        query = (
-            select(Alert, Patient.patient_ref, Episode.episode_ref)
-            .outerjoin(Patient, Patient.id == Alert.patient_id)
-            .outerjoin(Episode, Episode.id == Alert.episode_id)
-        )
+        query = select(Alert)
         if show == "open":
             query = query.where(Alert.state != AlertState.RESOLVED).order_by(
                 case((Alert.kind == AlertKind.RISK, 0), else_=1), Alert.raised_at, Alert.id
@@ -286,12 +282,14 @@ def alerts_page(
             )
         if user.site_scope is not None:
             query = query.where(Alert.site == user.site_scope)
-        rows = session.execute(
+        rows = session.scalars(
             query.limit(ALERTS_PAGE_SIZE + 1).offset((page - 1) * ALERTS_PAGE_SIZE)
         ).all()
         more = len(rows) > ALERTS_PAGE_SIZE
         items = []
-        for alert, patient_ref, episode_ref in rows[:ALERTS_PAGE_SIZE]:
+        for alert, patient_ref, episode_ref in alert_actions.with_refs(
+            session, rows[:ALERTS_PAGE_SIZE]
+        ):
             age = now - alert.raised_at
             target = _alert_target_hours(app, alert.kind)
             items.append(
