@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from tracker import import_messages as msg
@@ -91,10 +91,6 @@ class RowError:
         return f"row {self.row}, {self.column}: {self.value!r} {self.message}"
 
 
-def _fail(message: str) -> PydanticCustomError:
-    return PydanticCustomError("tracker_row", message)
-
-
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
@@ -155,14 +151,174 @@ def normalise_gender(value: str) -> str:
     return msg.GENDER_ALIASES.get(text, text)
 
 
+# --- one value per column: text (or an already typed value) -> value, or ValueError(fix) ---
+
+
+def _text(value: Any, *, limit: int = MAX_TEXT) -> str:
+    if _blank(value):
+        raise ValueError(msg.REQUIRED)
+    text = str(value).strip()
+    if len(text) > limit:
+        raise ValueError(msg.TOO_LONG.format(limit=limit))
+    return text
+
+
+def _gender(value: Any) -> str | None:
+    if _blank(value):
+        return None
+    text = normalise_gender(str(value))
+    if len(text) > 32:
+        raise ValueError(msg.TOO_LONG.format(limit=32))
+    return text
+
+
+def _phone(value: Any) -> str | None:
+    if _blank(value):
+        return None  # allowed only without consent: see _cross_checks
+    raw = str(value)
+    try:
+        return normalise_mobile(raw)
+    except PhoneError as exc:
+        # The message starts with the value; the row error shows it masked instead.
+        raise ValueError(str(exc).replace(repr(raw) + " ", "", 1)) from None
+
+
+def _date(value: Any) -> date:
+    if isinstance(value, date):
+        return value
+    if _blank(value):
+        raise ValueError(msg.REQUIRED_DATE)
+    return parse_date(str(value))
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if _blank(value):
+        raise ValueError(msg.REQUIRED_YES_NO)
+    return parse_bool(str(value))
+
+
+def _pattern(value: Any) -> Pattern | None:
+    if _blank(value):
+        return None
+    if isinstance(value, Pattern):
+        return value
+    return parse_pattern(str(value))
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return parse_int(str(value))
+
+
+def _sessions(value: Any) -> int:
+    if _blank(value):
+        raise ValueError(msg.REQUIRED_NUMBER)
+    number = _integer(value)
+    if number < 0:
+        raise ValueError(msg.NEGATIVE_SESSIONS)
+    if number > MAX_SESSIONS:
+        raise ValueError(msg.TOO_MANY_SESSIONS.format(limit=MAX_SESSIONS))
+    return number
+
+
+def _imd(value: Any) -> int | None:
+    if _blank(value):
+        return None
+    number = _integer(value)
+    if not 1 <= number <= 5:
+        raise ValueError(msg.IMD_RANGE)
+    return number
+
+
+def _birth_year(value: Any) -> int | None:
+    return None if _blank(value) else _integer(value)
+
+
+def _baseline(low: int, high: int) -> Callable[[Any], int | None]:
+    def convert(value: Any) -> int | None:
+        if _blank(value):
+            return None
+        number = _integer(value)
+        if not low <= number <= high:
+            raise ValueError(msg.BASELINE_RANGE.format(low=low, high=high))
+        return number
+
+    return convert
+
+
+CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "episode_ref": _text,
+    "patient_ref": _text,
+    "phone": _phone,
+    "birth_year": _birth_year,
+    "gender": _gender,
+    "imd_quintile": _imd,
+    "site": _text,
+    "referral_date": _date,
+    "discharge_date": _date,
+    "sessions": _sessions,
+    "connected_external": _bool,
+    "consent_sms": _bool,
+    "pattern": _pattern,
+    **{name: _baseline(*limits) for name, limits in BASELINE_RANGES.items()},
+}
+
+
+def convert_row(
+    data: Mapping[str, Any], today: date | None
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Typed values for every column, and (column, message) for each problem found."""
+    values: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for name, convert in CONVERTERS.items():
+        try:
+            values[name] = convert(data.get(name))
+        except ValueError as exc:
+            problems.append((name, str(exc)))
+    if not problems:
+        problems = _cross_checks(values, today)
+    return values, problems
+
+
+def _cross_checks(values: dict[str, Any], today: date | None) -> list[tuple[str, str]]:
+    checks: list[tuple[str, str]] = []
+    referral, discharge = values["referral_date"], values["discharge_date"]
+    if discharge < referral:
+        checks.append(
+            (
+                "discharge_date",
+                msg.DISCHARGE_BEFORE_REFERRAL.format(referral=referral.isoformat()),
+            )
+        )
+    if today is not None and discharge > today:
+        checks.append(("discharge_date", msg.DISCHARGE_IN_FUTURE.format(today=today.isoformat())))
+    birth_year = values["birth_year"]
+    if today is not None and birth_year is not None:
+        low, high = today.year - OLDEST_AGE, today.year - YOUNGEST_AGE
+        if not low <= birth_year <= high:
+            checks.append(("birth_year", msg.BIRTH_YEAR_RANGE.format(low=low, high=high)))
+    if values["phone"] is None and values["consent_sms"]:
+        checks.append(("phone", msg.PHONE_REQUIRED_WITH_CONSENT))
+    return checks
+
+
+# Problems travel inside one pydantic error, one "column<RS>message" per unit.
+_UNIT, _RECORD = "\x1f", "\x1e"
+
+
 class EpisodeRow(BaseModel):
     """One validated row of the import file (also what the JSON API accepts).
 
-    Validation needs `context={"today": date}` (the service's local date) to reject discharges
-    in the future and implausible birth years; without it those two checks are skipped.
+    Accepts text as people write it (or already typed values). Validation needs
+    `context={"today": date}` (the service's local date) to reject discharges in the future and
+    implausible birth years; without it those two checks are skipped. Conversion happens in one
+    pass over the CONVERTERS table (`convert_row`), so every problem on a row is found at once.
     """
 
-    model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(frozen=True)
 
     episode_ref: str
     patient_ref: str
@@ -184,156 +340,21 @@ class EpisodeRow(BaseModel):
     baseline_lonely: int | None = None
     baseline_gp_visits: int | None = None
 
-    @field_validator("episode_ref", "patient_ref", "site", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _required_text(cls, value: Any) -> str:
-        if _blank(value):
-            raise _fail(msg.REQUIRED)
-        text = str(value).strip()
-        if len(text) > MAX_TEXT:
-            raise _fail(msg.TOO_LONG.format(limit=MAX_TEXT))
-        return text
-
-    @field_validator("gender", mode="before")
-    @classmethod
-    def _gender(cls, value: Any) -> str | None:
-        if _blank(value):
-            return None
-        text = normalise_gender(str(value))
-        if len(text) > 32:
-            raise _fail(msg.TOO_LONG.format(limit=32))
-        return text
-
-    @field_validator("phone", mode="before")
-    @classmethod
-    def _phone(cls, value: Any) -> str | None:
-        if _blank(value):
-            return None  # allowed only without consent: checked below
-        try:
-            return normalise_mobile(str(value))
-        except PhoneError as exc:
-            # The message names the value itself; show it masked (it may end up in logs).
-            raise _fail(str(exc).replace(repr(str(value)) + " ", "", 1)) from None
-
-    @field_validator("referral_date", "discharge_date", mode="before")
-    @classmethod
-    def _date(cls, value: Any) -> date:
-        if isinstance(value, date):
-            return value
-        if _blank(value):
-            raise _fail(msg.REQUIRED_DATE)
-        try:
-            return parse_date(str(value))
-        except ValueError as exc:
-            raise _fail(str(exc)) from None
-
-    @field_validator("connected_external", "consent_sms", mode="before")
-    @classmethod
-    def _bool(cls, value: Any) -> bool:
-        if isinstance(value, bool):
-            return value
-        if _blank(value):
-            raise _fail(msg.REQUIRED_YES_NO)
-        try:
-            return parse_bool(str(value))
-        except ValueError as exc:
-            raise _fail(str(exc)) from None
-
-    @field_validator("pattern", mode="before")
-    @classmethod
-    def _pattern(cls, value: Any) -> Pattern | None:
-        if _blank(value):
-            return None
-        try:
-            return parse_pattern(str(value))
-        except ValueError as exc:
-            raise _fail(str(exc)) from None
-
-    @field_validator("sessions", mode="before")
-    @classmethod
-    def _sessions(cls, value: Any) -> int:
-        if _blank(value):
-            raise _fail(msg.REQUIRED_NUMBER)
-        number = _integer(value)
-        if number < 0:
-            raise _fail(msg.NEGATIVE_SESSIONS)
-        if number > MAX_SESSIONS:
-            raise _fail(msg.TOO_MANY_SESSIONS.format(limit=MAX_SESSIONS))
-        return number
-
-    @field_validator("imd_quintile", mode="before")
-    @classmethod
-    def _imd(cls, value: Any) -> int | None:
-        if _blank(value):
-            return None
-        number = _integer(value)
-        if not 1 <= number <= 5:
-            raise _fail(msg.IMD_RANGE)
-        return number
-
-    @field_validator("birth_year", mode="before")
-    @classmethod
-    def _birth_year(cls, value: Any) -> int | None:
-        if _blank(value):
-            return None
-        return _integer(value)
-
-    @field_validator(*BASELINE_COLUMNS, mode="before")
-    @classmethod
-    def _baseline(cls, value: Any, info: Any) -> int | None:
-        if _blank(value):
-            return None
-        number = _integer(value)
-        low, high = BASELINE_RANGES[info.field_name]
-        if not low <= number <= high:
-            raise _fail(msg.BASELINE_RANGE.format(low=low, high=high))
-        return number
-
-    @model_validator(mode="after")
-    def _across_columns(self, info: Any) -> EpisodeRow:
-        # Raised as errors on named columns by validate_row (see _CROSS_CHECKS).
-        today = (info.context or {}).get("today")
-        problems = [
-            (column, message)
-            for column, message in _cross_checks(self, today)
-            if message is not None
-        ]
+    def _from_text(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        values, problems = convert_row(data, (info.context or {}).get("today"))
         if problems:
-            raise _fail("\x1f".join(f"{column}\x1e{message}" for column, message in problems))
-        return self
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    try:
-        return parse_int(str(value))
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _cross_checks(row: EpisodeRow, today: date | None) -> list[tuple[str, str | None]]:
-    checks: list[tuple[str, str | None]] = []
-    if row.discharge_date < row.referral_date:
-        checks.append(
-            (
-                "discharge_date",
-                msg.DISCHARGE_BEFORE_REFERRAL.format(referral=row.referral_date.isoformat()),
+            raise PydanticCustomError(
+                "tracker_row", _UNIT.join(f"{col}{_RECORD}{text}" for col, text in problems)
             )
-        )
-    if today is not None and row.discharge_date > today:
-        checks.append(("discharge_date", msg.DISCHARGE_IN_FUTURE.format(today=today.isoformat())))
-    if today is not None and row.birth_year is not None:
-        low, high = today.year - OLDEST_AGE, today.year - YOUNGEST_AGE
-        if not low <= row.birth_year <= high:
-            checks.append(("birth_year", msg.BIRTH_YEAR_RANGE.format(low=low, high=high)))
-    if row.phone is None and row.consent_sms:
-        checks.append(("phone", msg.PHONE_REQUIRED_WITH_CONSENT))
-    return checks
+        return values
 
 
 def validate_row(
-    raw: dict[str, Any], *, row: int, today: date | None
+    raw: Mapping[str, Any], *, row: int, today: date | None
 ) -> EpisodeRow | list[RowError]:
     """The validated row, or every problem on it (one RowError per column)."""
     try:
@@ -342,20 +363,17 @@ def validate_row(
         return _row_errors(exc, raw, row)
 
 
-def _row_errors(exc: ValidationError, raw: dict[str, Any], row: int) -> list[RowError]:
+def _row_errors(exc: ValidationError, raw: Mapping[str, Any], row: int) -> list[RowError]:
     errors: list[RowError] = []
     for err in exc.errors(include_url=False):
+        if err["type"] == "tracker_row":
+            for unit in err["msg"].split(_UNIT):
+                column, message = unit.split(_RECORD, 1)
+                errors.append(RowError(row, column, _shown(column, raw.get(column)), message))
+            continue
         column = str(err["loc"][0]) if err["loc"] else None
-        if column is None and err["type"] == "tracker_row":
-            for part in err["msg"].split("\x1f"):
-                col, message = part.split("\x1e", 1)
-                errors.append(RowError(row, col, _shown(col, raw.get(col)), message))
-            continue
-        if err["type"] == "missing":
-            errors.append(RowError(row, column, None, msg.REQUIRED))
-            continue
-        message = err["msg"] if err["type"] == "tracker_row" else f"is not valid ({err['msg']})"
-        errors.append(RowError(row, column, _shown(column, raw.get(column or "")), message))
+        value = _shown(column, raw.get(column)) if column else None
+        errors.append(RowError(row, column, value, f"is not valid ({err['msg']})"))
     return errors
 
 
