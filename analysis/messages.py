@@ -41,6 +41,10 @@ ANSWER_WITHOUT_RESPONSE = (
     "set responded to 1 or clear the answer"
 )
 MORE_PROBLEMS = "... and {count} more problem{plural} of the same kinds"
+NO_FOLLOW_UP = (
+    "{source}: nobody answered at {waves} months, so change from baseline cannot be modelled; "
+    "the analysis needs answers at both 6 and 12 months"
+)
 TOO_FEW = "{model}: too few usable rows ({n}) to fit {formula}"
 
 SUPPRESSED = "<5"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import descriptives, report
+from analysis import descriptives, messages, report
 from analysis.contrasts import pattern_wave_contrasts
-from analysis.dataset import StudyData, load_study, validate_outcomes
+from analysis.dataset import AnalysisInputError, StudyData, load_study, validate_outcomes
 from analysis.models import ModelData, fit_all
 from analysis.results import ModelResult
 
@@ -111,6 +111,12 @@ def analyse_study(
     shown = descriptives.suppress_all(tables) if suppression else tables
     seconds["descriptives"] = time.perf_counter() - t
 
+    answered = frame.loc[frame["responded"] == 1, "wave"].unique()
+    absent = [str(w) for w in (6, 12) if w not in set(answered)]
+    if absent:
+        raise AnalysisInputError(
+            messages.NO_FOLLOW_UP.format(source=Path(study.source).name, waves=" or ".join(absent))
+        )
     t = time.perf_counter()
     data = ModelData(frame)
     models = fit_all(data, progress=note)

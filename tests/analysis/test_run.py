@@ -134,3 +134,16 @@ def test_bad_input_writes_nothing(tmp_path, small_cohort):
     with pytest.raises(AnalysisInputError):
         analyse(write_export(tmp_path / "e", frame), out)
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_no_follow_up_answers_is_a_clear_error(tmp_path, small_cohort):
+    baseline = small_cohort[small_cohort["wave"] == 0]
+    with pytest.raises(AnalysisInputError, match="nobody answered at 6 or 12 months"):
+        analyse(write_export(tmp_path / "e", baseline), tmp_path / "r")
+
+
+def test_two_patterns_only_still_analyses(tmp_path, small_cohort):
+    two = small_cohort[small_cohort["pattern"].astype(str) != "with_only"]
+    result = analyse(write_export(tmp_path / "e", two), tmp_path / "r")
+    assert not any("with_only" in n for n in result.models["life_satisfaction_mixed"].names)
+    assert set(result.contrasts["pattern"]) == {"rapid", "anchored"}
