@@ -356,3 +356,19 @@ def test_tick_command_prints_counts_and_exits_0(app: App, monkeypatch: pytest.Mo
     assert counts["opened"] == 3 and counts["messages_sent"] == 6
     again = CliRunner().invoke(cli, ["tick", "--now", "2026-11-26T10:01:00+00:00"])
     assert again.exit_code == 0 and "claimed=0" in again.stdout
+
+
+def test_an_enrolled_episode_is_texted_on_its_due_day(app: App, clock: FrozenClock) -> None:
+    from datetime import date
+
+    from tests.factories import make_episode
+
+    # discharged 26 May 2026: the 6-month text is due Thursday 26 November 2026 at 08:00
+    episode = make_episode(app, discharged_on=date(2026, 5, 26), now=NOW - timedelta(days=200))
+    six = next(c for c in episode.checkins if c.wave == 6)
+    assert six.due_at == datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+    report = run(app)
+    assert report.opened == 1
+    texts = outbound(app, six.id)
+    assert [m.purpose for m in texts] == ["opening", "question"]
+    assert "6 months" in (texts[0].body or "")

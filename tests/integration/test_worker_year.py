@@ -15,17 +15,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from itertools import count
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from tests.conftest import make_settings
-from tests.integration.scheduler_support import checkin_row, phone_for
+from tests.factories import make_episode
 from tracker.app import App, build
 from tracker.clock import FrozenClock
 from tracker.db.engine import make_engine
 from tracker.db.migrate import upgrade
 from tracker.db.tables import CheckIn, Episode, Message, Patient
 from tracker.domain import CheckInState
-from tracker.schedule import local_instant, nominal_due, plan_checkins
+from tracker.schedule import local_instant, nominal_due
 from tracker.services.dispatch import tick
 from tracker.services.inbound import receive_and_reply, survey_for
 from tracker.services.pacing import Unpaced
@@ -57,60 +57,11 @@ def discharges() -> list[date]:
 
 
 def enrol(app: App) -> dict[int, int]:
-    """Patients, episodes and planned check-ins as enrolment would create them; {patient: kind}."""
-    now = app.clock.now()
+    """The cohort, enrolled through the real enrolment service; {patient id: behaviour}."""
     kinds: dict[int, int] = {}
-    with app.sessions.begin() as session:
-        for n, discharged in enumerate(discharges()):
-            phone = phone_for(n)
-            pid = session.execute(
-                insert(Patient).returning(Patient.id),
-                {
-                    "patient_ref": f"P{n}",
-                    "phone_ciphertext": app.crypto.encrypt_phone(phone),
-                    "phone_index": app.crypto.phone_index(phone),
-                    "contact_state": "active",
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            ).scalar_one()
-            kinds[pid] = n % 4
-            eid = session.execute(
-                insert(Episode).returning(Episode.id),
-                {
-                    "episode_ref": f"E{n}",
-                    "patient_id": pid,
-                    "site": "north",
-                    "referral_date": discharged - timedelta(days=90),
-                    "discharge_date": discharged,
-                    "sessions": 4,
-                    "connected_external": True,
-                    "pattern": "anchored",
-                    "pattern_source": "recorded",
-                    "consent_sms": True,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            ).scalar_one()
-            for plan in plan_checkins(
-                discharge=discharged,
-                waves=[6, 12],
-                window=app.window,
-                response_days=app.settings.response_window_days,
-                now=now,
-            ):
-                row = checkin_row(
-                    eid,
-                    wave=plan.wave,
-                    due_at=plan.due_at,
-                    window_days=0,
-                    now=now,
-                    target=plan.target_date,
-                )
-                row.update(
-                    state=plan.state, reason=plan.reason, window_closes_at=plan.window_closes_at
-                )
-                session.execute(insert(CheckIn), row)
+    for n, discharged in enumerate(discharges()):
+        episode = make_episode(app, discharged_on=discharged, patient_ref=f"YEAR{n}")
+        kinds[episode.patient_id] = n % 4
     return kinds
 
 
