@@ -391,8 +391,10 @@ RESOLUTION_NOTES = {
     "opt_out_review": "Checked: does not want more texts; left stopped (demo)",
     "delivery_problem": "Number checked with the practice; record updated (demo)",
 }
-# Recontact requests still waiting at the end, so the alerts queue is not empty in the demo.
-LEFT_FOR_THE_QUEUE = 0.2
+# Recontact requests from the last weeks still waiting at the end, so the demo's alerts queue
+# shows what a working queue looks like.
+LEFT_FOR_THE_QUEUE = 0.5
+QUEUE_WEEKS = 6
 
 
 def next_staff_round(app: App, after: datetime) -> datetime:
@@ -406,9 +408,9 @@ def next_staff_round(app: App, after: datetime) -> datetime:
         day += timedelta(days=1)
 
 
-def handle_alerts(app: App, rng: random.Random, left: set[int]) -> int:
-    """A link worker in working hours resolves waiting alerts (apart from those in `left`,
-    which stay in the queue so the demo's dashboard shows some)."""
+def handle_alerts(app: App, rng: random.Random, left: set[int], *, queue_from: datetime) -> int:
+    """A link worker resolves waiting alerts, apart from some recontact requests raised after
+    `queue_from` (kept in `left`), which stay in the queue for the demo's dashboard."""
     from tracker.services import alert_actions
 
     now = app.clock.now()
@@ -420,7 +422,11 @@ def handle_alerts(app: App, rng: random.Random, left: set[int]) -> int:
         for alert in waiting:
             if alert.id in left:
                 continue
-            if alert.kind == "recontact" and rng.random() < LEFT_FOR_THE_QUEUE:
+            if (
+                alert.kind == "recontact"
+                and alert.raised_at >= queue_from
+                and rng.random() < LEFT_FOR_THE_QUEUE
+            ):
                 left.add(alert.id)
                 continue
             alert_actions.resolve(
@@ -456,7 +462,9 @@ def simulate_year(
         at = max(min(options), clock.now())
         if staff_at <= at:  # the link worker's morning look at the alerts comes first
             clock.set(max(staff_at, clock.now()))
-            counts["alerts handled"] += handle_alerts(app, staff_rng, left_open)
+            counts["alerts handled"] += handle_alerts(
+                app, staff_rng, left_open, queue_from=until - timedelta(weeks=QUEUE_WEEKS)
+            )
             staff_at = next_staff_round(app, clock.now())
             continue
         if tick_at is not None and at >= tick_at:
