@@ -141,3 +141,45 @@ def test_security_headers(app) -> None:
     assert page.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert page.headers["cache-control"] == "no-store"
+
+
+def test_user_and_token_commands(app, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from tracker.cli import app as cli
+
+    monkeypatch.setenv("TRACKER_DATABASE_URL", app.settings.database_url)
+    monkeypatch.setenv("TRACKER_SECRET_KEY", app.settings.secret_key.get_secret_value())
+    runner = CliRunner()
+    added = runner.invoke(
+        cli, ["user", "add", "Sam@Example.org", "--role", "staff", "--site", "North",
+              "--password-stdin"], input=PASSWORD + "\n",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert PASSWORD not in added.output
+    no_site = runner.invoke(
+        cli, ["user", "add", "x@example.org", "--role", "staff", "--password-stdin"],
+        input=PASSWORD + "\n",
+    )  # fmt: skip
+    assert no_site.exit_code != 0 and "--site" in str(no_site.exception)
+    short = runner.invoke(
+        cli, ["user", "add", "y@example.org", "--role", "admin", "--password-stdin"], input="x\n"
+    )
+    assert short.exit_code != 0 and "too short" in str(short.exception)
+    listed = runner.invoke(cli, ["user", "list"])
+    assert "sam@example.org\tstaff\tNorth\tactive" in listed.output
+    created = runner.invoke(
+        cli, ["token", "create", "nightly", "--role", "staff", "--site", "North"]
+    )
+    assert created.exit_code == 0
+    secret = created.output.splitlines()[0].strip()
+    assert secret.startswith("trk_")
+    with app.sessions() as session:
+        assert users.find_token(session, secret) is not None
+    tokens = runner.invoke(cli, ["token", "list"])
+    assert "nightly" in tokens.output and secret not in tokens.output
+    assert runner.invoke(cli, ["token", "revoke", "nightly"]).exit_code == 0
+    assert runner.invoke(cli, ["user", "disable", "sam@example.org"]).exit_code == 0
+    with app.sessions() as session:
+        assert users.find_token(session, secret) is None
+        assert users.find_user(session, "sam@example.org").disabled

@@ -80,7 +80,7 @@ def user_list() -> None:
         for user in rows:
             state = "disabled" if user.disabled else "active"
             last = user.last_login_at.isoformat() if user.last_login_at else "never"
-            out.print(
+            typer.echo(
                 f"{user.email}\t{user.role}\t{user.site or '-'}\t{state}\tlast sign-in {last}"
             )
 
@@ -132,7 +132,7 @@ def token_list() -> None:
         for token in users.list_tokens(session):
             state = "revoked" if token.revoked_at else "active"
             used = token.last_used_at.isoformat() if token.last_used_at else "never"
-            out.print(
+            typer.echo(
                 f"{token.id}\t{token.name}\t{token.role}\t{token.site or '-'}\t{state}\tused {used}"
             )
 
