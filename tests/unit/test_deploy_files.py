@@ -99,7 +99,11 @@ def test_compose_has_database_init_web_and_worker_with_health_checks() -> None:
             "service_completed_successfully"
         ), f"{name} must wait for the migrations"
     assert services["init"]["depends_on"]["db"]["condition"] == "service_healthy"
+    images = {services[name]["image"] for name in TRACKER_SERVICES}
+    assert len(images) == 1, "init, web and worker run the same image"
     for name in TRACKER_SERVICES:
+        assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert (DEPLOY / services[name]["build"]["context"] / "pyproject.toml").exists()
         for secret in services[name]["secrets"]:
             assert secret in doc["secrets"], f"{name} uses undeclared secret {secret}"
 
