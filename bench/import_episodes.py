@@ -29,6 +29,8 @@ import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from sqlalchemy import event
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -78,14 +80,62 @@ def _app(url: str):  # type: ignore[no-untyped-def]
     return build(settings, clock=FrozenClock(NOW), engine=engine)
 
 
-def _measure_import(app, csv_path: Path) -> dict[str, float]:  # type: ignore[no-untyped-def]
+class Meter:
+    """Wall time, this process's CPU time and (PostgreSQL) the server backends' CPU time.
+
+    The machine these benchmarks run on is shared: wall-clock rates fall when others are busy,
+    CPU seconds do not. Backend CPU is read from /proc for the connections this engine opened
+    (PostgreSQL runs on the same machine in tests and CI).
+    """
+
+    def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
+        self.pids: list[int] = []
+        if engine.dialect.name == "postgresql":
+            event.listen(engine, "connect", self._remember_backend)
+
+    def _remember_backend(self, dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            self.pids.append(cursor.fetchone()[0])
+        dbapi_connection.commit()
+
+    def _server_cpu(self) -> float:
+        total = 0.0
+        for pid in self.pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    @staticmethod
+    def _client_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def start(self) -> None:
+        self._wall = time.perf_counter()
+        self._client = self._client_cpu()
+        self._server = self._server_cpu()
+
+    def stop(self, episodes: int) -> dict[str, float]:
+        return {
+            "seconds": time.perf_counter() - self._wall,
+            "client_cpu_seconds": self._client_cpu() - self._client,
+            "server_cpu_seconds": self._server_cpu() - self._server,
+            "episodes": episodes,
+        }
+
+
+def _measure_import(app, csv_path: Path, meter: Meter) -> dict[str, float]:  # type: ignore[no-untyped-def]
     from tracker.services.enrolment import import_csv
 
-    started = time.perf_counter()
+    meter.start()
     report = import_csv(app, csv_path)
-    seconds = time.perf_counter() - started
+    result = meter.stop(report.counts.episodes_created)
     assert report.imported and report.rejected == 0, report.errors[:3]
-    return {"seconds": seconds, "episodes": report.counts.episodes_created}
+    return result
 
 
 def _precomputed_rows(app, csv_path: Path):  # type: ignore[no-untyped-def]
@@ -136,14 +186,14 @@ def _precomputed_rows(app, csv_path: Path):  # type: ignore[no-untyped-def]
     return list(patients.values()), episodes, checkins
 
 
-def _measure_bare(app, csv_path: Path, batch: int = 1000) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def _measure_bare(app, csv_path: Path, meter: Meter, batch: int = 1000) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """The same rows through the import's own bulk writer (COPY on PostgreSQL), precomputed."""
     from tracker.db.bulk import insert_rows, insert_with_ids
     from tracker.db.tables import CheckIn, Episode, Patient
 
     patients, episodes, checkins = _precomputed_rows(app, csv_path)
     pt, et, ct = Patient.__table__, Episode.__table__, CheckIn.__table__
-    started = time.perf_counter()
+    meter.start()
     with app.sessions() as session, session.begin():
         patient_ids: dict[str, int] = {}
         for i in range(0, len(patients), batch):
@@ -155,11 +205,10 @@ def _measure_bare(app, csv_path: Path, batch: int = 1000) -> dict[str, float]:  
         for i in range(0, len(checkins), 2 * batch):
             chunk = [{**v, "episode_id": episode_ids[e]} for e, v in checkins[i : i + 2 * batch]]
             insert_rows(session, ct, chunk)
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "episodes": len(episodes)}
+    return meter.stop(len(episodes))
 
 
-def _measure_core(app, csv_path: Path, batch: int = 1000) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def _measure_core(app, csv_path: Path, meter: Meter, batch: int = 1000) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """SQLAlchemy Core executemany (INSERT ... RETURNING for ids), values precomputed."""
     from sqlalchemy import insert
 
@@ -167,7 +216,7 @@ def _measure_core(app, csv_path: Path, batch: int = 1000) -> dict[str, float]:  
 
     patients, episodes, checkins = _precomputed_rows(app, csv_path)
     pt, et, ct = Patient.__table__, Episode.__table__, CheckIn.__table__
-    started = time.perf_counter()
+    meter.start()
     with app.engine.begin() as conn:
         patient_ids: dict[str, int] = {}
         for i in range(0, len(patients), batch):
@@ -183,8 +232,7 @@ def _measure_core(app, csv_path: Path, batch: int = 1000) -> dict[str, float]:  
         for i in range(0, len(checkins), 2 * batch):
             chunk = [{**v, "episode_id": episode_ids[e]} for e, v in checkins[i : i + 2 * batch]]
             conn.execute(insert(ct), chunk)
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "episodes": len(episodes)}
+    return meter.stop(len(episodes))
 
 
 _KINDS = {"import": "_measure_import", "bare": "_measure_bare", "core": "_measure_core"}
@@ -194,8 +242,10 @@ def child(kind: str, backend: str, csv_path: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         url, drop = _fresh_database(backend, Path(tmp))
         app = _app(url)
+        meter = Meter(app.engine)
+        app.engine.dispose()  # new connections from here on, so the meter sees their backends
         try:
-            result = globals()[_KINDS[kind]](app, csv_path)
+            result = globals()[_KINDS[kind]](app, csv_path, meter)
         finally:
             app.close()
             drop()

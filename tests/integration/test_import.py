@@ -349,3 +349,24 @@ def test_factory_inside_a_callers_transaction(app: App) -> None:
         assert [c.wave for c in episode.checkins] == [6, 12]
         assert episode.checkins[0].due_at.isoformat() == "2027-03-01T08:00:00+00:00"
     assert counts(app)[1] == 1
+
+
+def test_a_database_failure_midway_leaves_nothing(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracker.services import enrolment
+
+    real = enrolment.Enroller.enrol
+    calls = {"n": 0}
+
+    def failing(self: enrolment.Enroller, rows: list) -> None:  # type: ignore[type-arg]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("database went away")
+        real(self, rows)
+
+    monkeypatch.setattr(enrolment.Enroller, "enrol", failing)
+    path = write(tmp_path / "a.csv", [row(f"E{i}") for i in range(1, 12)])
+    with pytest.raises(RuntimeError, match="database went away"):
+        import_csv(app, path, batch_size=2)
+    assert counts(app) == (0, 0, 0, 0)

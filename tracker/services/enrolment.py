@@ -14,6 +14,8 @@ names the changed fields, never their values.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -507,6 +509,79 @@ def service_today(app: Any) -> date:
     return app.clock.now().astimezone(app.settings.zone).date()
 
 
+class _BackgroundEnroller:
+    """Enrols batches on a second thread while the caller validates the next ones.
+
+    The database does its share (indexes, foreign keys) while Python checks the next rows: the
+    drivers release the GIL while they wait. The thread owns the session from begin to commit
+    or rollback, so no connection is ever used by two threads. The queue holds at most two
+    batches, so memory stays flat however large the file.
+    """
+
+    _DONE = object()
+
+    def __init__(self, app: Any, *, actor: str, path: Path) -> None:
+        self.app, self.actor, self.path = app, actor, path
+        self.error: BaseException | None = None
+        self.counts = EnrolmentCounts()
+        self.rejected = 0
+        self._commit = False
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._thread = threading.Thread(target=self._run, name="enrolment", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        session = self.app.sessions()
+        try:
+            session.begin()
+            enroller = enroller_for(self.app, session, actor=self.actor)
+            while True:
+                batch = self._queue.get()
+                if batch is self._DONE:
+                    break
+                if self.error is None:
+                    try:
+                        enroller.enrol(batch)
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                        self.error = exc
+            if self._commit and self.error is None:
+                if enroller.counts.changed:
+                    session.execute(
+                        insert(_audit), [_import_audit(enroller, self.path, self.rejected)]
+                    )
+                session.commit()
+                self.counts = enroller.counts
+            else:
+                session.rollback()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            self.error = self.error or exc
+            session.rollback()
+        finally:
+            session.close()
+
+    def put(self, batch: list[EpisodeRow]) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(batch)
+
+    def finish(self, *, commit: bool, rejected: int = 0) -> EnrolmentCounts:
+        """Commit (or roll back) and wait; re-raises whatever went wrong on the thread."""
+        if self._thread.is_alive():
+            self._commit, self.rejected = commit, rejected
+            self._queue.put(self._DONE)
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.counts
+
+    def abandon(self) -> None:
+        """Roll back and stop the thread if it still runs (cleanup after an error)."""
+        if self._thread.is_alive():
+            self._commit = False
+            self._queue.put(self._DONE)
+            self._thread.join()
+
+
 def import_csv(
     app: Any,
     path: Path,
@@ -532,10 +607,8 @@ def import_csv(
             report.warnings.append(
                 msg.UNKNOWN_COLUMNS.format(columns=", ".join(source.unknown_columns))
             )
-        session = app.sessions()
+        writer = _BackgroundEnroller(app, actor=actor, path=path)
         try:
-            session.begin()
-            enroller = enroller_for(app, session, actor=actor)
             batch: list[EpisodeRow] = []
             for item in checked_rows(source, today=today):
                 report.rows_read += 1
@@ -551,24 +624,18 @@ def import_csv(
                     continue  # everything will be rolled back: just find the other errors
                 batch.append(item.episode)
                 if len(batch) >= batch_size:
-                    enroller.enrol(batch)
+                    writer.put(batch)
                     batch = []
                     if on_progress is not None:
                         on_progress(source.consumed, source.size)
             if report.rejected and not skip_invalid:
-                session.rollback()
+                writer.finish(commit=False)
                 return report
-            enroller.enrol(batch)
-            report.counts = enroller.counts
-            if enroller.counts.changed:
-                session.execute(insert(_audit), [_import_audit(enroller, path, report.rejected)])
-            session.commit()
+            writer.put(batch)
+            report.counts = writer.finish(commit=True, rejected=report.rejected)
             report.imported = True
-        except BaseException:
-            session.rollback()
-            raise
         finally:
-            session.close()
+            writer.abandon()  # no-op when already finished; rolls back otherwise
             if rejects is not None:
                 rejects.close()
                 report.rejects_file = rejects.path
