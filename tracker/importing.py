@@ -402,7 +402,8 @@ class EpisodeFile:
     path: Path
     handle: IO[str]
     reader: Any
-    columns: list[str]
+    columns: list[str]  # normalised names, e.g. "discharge_date"
+    header: list[str]  # the header cells as the user wrote them (used for the rejects file)
     unknown_columns: list[str]
     size: int
     consumed: int = 0
@@ -443,6 +444,7 @@ class EpisodeFile:
             handle=handle,
             reader=None,
             columns=columns,
+            header=[cell.strip() for cell in header],
             unknown_columns=unknown,
             size=path.stat().st_size,
             consumed=len(header_line.encode("utf-8")),
@@ -527,7 +529,8 @@ class RejectsWriter:
         self.path = path
         self.count = 0
         self._width = len(columns)
-        self._handle = path.open("w", encoding="utf-8", newline="")
+        # With a byte-order mark, as Excel's "CSV UTF-8": accented names survive a round trip.
+        self._handle = path.open("w", encoding="utf-8-sig", newline="")
         self._writer = csv.writer(self._handle)
         self._writer.writerow([*columns, "reason"])
 

@@ -203,7 +203,7 @@ def test_a_bad_file_imports_nothing_and_lists_every_problem(
     assert "1 created" in skipped.stdout and "2 rejected" in skipped.stdout
     rejects = workdir / "episodes.rejects.csv"
     assert rejects.exists() and str(rejects) in skipped.stderr.replace("\n", "")
-    with rejects.open(newline="") as handle:
+    with rejects.open(encoding="utf-8-sig", newline="") as handle:
         assert [r["episode_ref"] for r in csv.DictReader(handle)] == ["E2", "E3"]
 
 

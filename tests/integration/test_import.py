@@ -254,7 +254,7 @@ def test_skip_invalid_imports_the_rest_and_writes_rejects(app: App, tmp_path: Pa
     assert report.imported and report.rejected == 3
     assert report.counts.episodes_created == 2
     assert report.rejects_file == tmp_path / "episodes.rejects.csv"
-    with report.rejects_file.open(newline="") as handle:
+    with report.rejects_file.open(encoding="utf-8-sig", newline="") as handle:
         rejects = list(csv.DictReader(handle))
     assert [r["episode_ref"] for r in rejects] == ["E2", "E1", "E4"]
     assert rejects[0]["phone"] == "020 7946 0018"  # the user's own row, as they wrote it
@@ -370,3 +370,21 @@ def test_a_database_failure_midway_leaves_nothing(
     with pytest.raises(RuntimeError, match="database went away"):
         import_csv(app, path, batch_size=2)
     assert counts(app) == (0, 0, 0, 0)
+
+
+def test_rejects_keep_the_users_own_header(app: App, tmp_path: Path) -> None:
+    path = tmp_path / "Export May.csv"
+    header = [c.replace("_", " ").title() for c in ALL_COLUMNS]
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for item in (row("E1"), row("E2", gender="Ménage", sessions="-3")):
+            writer.writerow([item.get(c, "") for c in ALL_COLUMNS])
+    report = import_csv(app, path, skip_invalid=True)
+    assert report.counts.episodes_created == 1
+    assert report.rejects_file == tmp_path / "Export May.rejects.csv"
+    with report.rejects_file.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == [*header, "reason"]
+    assert rows[1][header.index("Gender")] == "Ménage"
+    assert rows[1][-1].startswith("sessions: is negative")

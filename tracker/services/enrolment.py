@@ -617,7 +617,7 @@ def import_csv(
                     report.errors.extend(item.errors)
                     if skip_invalid:
                         if rejects is None:
-                            rejects = RejectsWriter(rejects_path(path), source.columns)
+                            rejects = RejectsWriter(rejects_path(path), source.header)
                         rejects.write(item)
                     continue
                 if report.rejected and not skip_invalid:
