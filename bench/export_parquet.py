@@ -467,9 +467,9 @@ def _merge_previous(results: list[dict[str, Any]], backend: str) -> list[dict[st
         previous = json.loads(path.read_text("utf-8")).get("results", [])
     except (OSError, ValueError):
         return results
-    measured = {r["patients"] for r in results}
-    kept = [r for r in previous if r.get("backend") == backend and r["patients"] not in measured]
-    return sorted([*kept, *results], key=lambda r: r["patients"])
+    measured = {(r["backend"], r["patients"]) for r in results}
+    kept = [r for r in previous if (r.get("backend"), r.get("patients")) not in measured]
+    return sorted([*kept, *results], key=lambda r: (r["backend"] != backend, r["patients"]))
 
 
 def write_results(results: list[dict[str, Any]], machine: dict[str, Any]) -> None:
@@ -488,19 +488,20 @@ def write_results(results: list[dict[str, Any]], machine: dict[str, Any]) -> Non
         "other work shared these 2 cores, so the absolute seconds are pessimistic; the ratio "
         "to the bare SELECT, measured alongside, is the steadier figure.",
         "",
-        "| patients | outcome rows | contact rows | export s | peak MiB | bare SELECT s "
-        "| ratio | output MiB | stages (build / write) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| database | patients | outcome rows | contact rows | export s | peak MiB "
+        "| bare SELECT s | ratio | output MiB | stages (build / write) | load before/after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in results:
         st = r["export_stage_seconds_median"]
+        load = r.get("load_average_1min", ["?", "?"])
         lines.append(
-            f"| {r['patients']:,} | {r['outcome_rows']:,} | {r['contact_rows']:,} "
+            f"| {r['backend']} | {r['patients']:,} | {r['outcome_rows']:,} | {r['contact_rows']:,} "
             f"| {r['export_seconds_median']} | {r['export_peak_mib_max']} "
             f"| {r['bare_select_seconds_median']} | {r['ratio_export_to_bare_select']} "
-            f"| {r['output_mib']} | {st.get('build')} / {st.get('write')} |"
+            f"| {r['output_mib']} | {st.get('build')} / {st.get('write')} | {load[0]} / {load[1]} |"
         )
-    big = [r for r in results if r["goal_met"] is not None]
+    big = [r for r in results if r["goal_met"] is not None and r["backend"] == "postgresql"]
     if big:
         r = big[-1]
         verdict = "met" if r["goal_met"] else "NOT met"

@@ -93,6 +93,7 @@ def export_study(
                 zone=app.settings.timezone,
                 instruments=list(app.settings.instruments),
                 include_free_text=include_free_text,
+                timings=report.seconds,
             )
     report.seconds["build"] = time.perf_counter() - started
 

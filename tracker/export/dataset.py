@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -98,27 +99,47 @@ def build_dataset(
     zone: str,
     instruments: list[str],
     include_free_text: bool = False,
+    timings: dict[str, float] | None = None,
 ) -> StudyDataset:
-    """Read the database through `conn` and build the outcomes and contacts tables."""
+    """Read the database through `conn` and build the outcomes and contacts tables.
+
+    `timings`, if given, receives the seconds spent in each stage (for benchmarks)."""
     survey = build_survey(instruments)
     keys = [*OUTCOME_QUESTION_KEYS, *extra_question_keys(survey)]
     tz = ZoneInfo(zone)
 
-    people = fetch_table(conn, *_people_sql(conn, keys)).to_pandas(types_mapper=_pandas_types)
-    people = _index_episodes(people)
+    lap = _Stopwatch(timings)
+    people = fetch_table(conn, *_people_sql(conn, keys))
+    lap("query_people")
+    people = _index_episodes(people.to_pandas(types_mapper=_pandas_types))
     pid = pseudonyms(study_key, people["patient_ref"])
+    lap("pseudonyms")
 
     o_cols = outcome_columns(survey)
     outcomes, opened = _outcomes(people, pid, keys, tz)
     outcomes = outcomes[[c.name for c in o_cols]]
+    lap("outcomes")
 
     c_cols = contact_columns(include_free_text=include_free_text)
-    messages = fetch_table(conn, *_messages_sql(conn, include_free_text)).to_pandas(
-        types_mapper=_pandas_types
-    )
+    messages = fetch_table(conn, *_messages_sql(conn, include_free_text))
+    lap("query_messages")
+    messages = messages.to_pandas(types_mapper=_pandas_types)
     contacts = _contacts(messages, people, pid, tz, include_free_text)
     contacts = contacts[[c.name for c in c_cols]]
+    lap("contacts")
     return StudyDataset(study, survey, outcomes, contacts, o_cols, c_cols, opened)
+
+
+class _Stopwatch:
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self.into = into
+        self.last = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        if self.into is not None:
+            self.into[stage] = round(now - self.last, 3)
+        self.last = now
 
 
 def _pandas_types(t: pa.DataType) -> object:
