@@ -1,9 +1,10 @@
 """Database -> pseudonymised research tables (outcomes and contacts), set-based.
 
-Three queries do the work, whatever the cohort size: patients with their episodes, check-ins
-with their answers pivoted to one row by conditional aggregation, and messages. Everything
-after that is vectorised pandas/numpy: no per-patient Python loops except the HMAC of each
-patient reference, which the standard library does at about a million ids a second.
+Two queries do the work, whatever the cohort size: one row per episode with its follow-up
+check-ins and their answers pivoted side by side (one GROUP BY over check-ins and answers,
+conditional aggregation), and every text tied to a patient. Everything after that is
+vectorised pandas/numpy; the only per-patient Python loop is the HMAC of each patient
+reference (about a microsecond each with the pads hashed once).
 """
 
 from __future__ import annotations
