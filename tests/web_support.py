@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from tracker.app import App
@@ -20,6 +22,19 @@ from .factories import make_episode
 
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Still argon2id, with test-sized cost: the default costs ~0.1-0.7 s per hash here.
+
+    Import this fixture into a test module to use it there (it is autouse)."""
+    from tracker.services import users
+
+    monkeypatch.setattr(
+        users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+    monkeypatch.setattr(users, "_dummy_hash", None)
 
 
 def web_client(app: App, exports_dir: Path | None = None) -> TestClient:

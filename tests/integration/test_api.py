@@ -11,7 +11,13 @@ from sqlalchemy import func, select
 from tracker.db.tables import ApiToken, AuditEvent, Episode
 from tracker.services import users
 
-from ..web_support import add_account, add_token, seed_service, web_client
+from ..web_support import (
+    add_account,
+    add_token,
+    cheap_argon2,  # noqa: F401 - autouse fixture
+    seed_service,
+    web_client,
+)
 
 
 def _episode(**overrides: object) -> dict[str, object]:

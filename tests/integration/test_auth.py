@@ -12,7 +12,14 @@ from tracker.services import users
 from tracker.web.auth import lock_seconds
 
 from ..conftest import make_settings
-from ..web_support import PASSWORD, add_account, csrf_from, sign_in, web_client
+from ..web_support import (
+    PASSWORD,
+    add_account,
+    cheap_argon2,  # noqa: F401 - autouse fixture
+    csrf_from,
+    sign_in,
+    web_client,
+)
 
 
 @pytest.fixture

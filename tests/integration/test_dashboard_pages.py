@@ -12,7 +12,14 @@ from tracker.db.tables import Alert, AuditEvent, Patient
 from tracker.domain import AlertState, ContactState
 
 from ..conftest import make_settings
-from ..web_support import add_account, csrf_from, seed_service, sign_in, web_client
+from ..web_support import (
+    add_account,
+    cheap_argon2,  # noqa: F401 - autouse fixture
+    csrf_from,
+    seed_service,
+    sign_in,
+    web_client,
+)
 
 IDENTIFIABLE_PAGES = ("/alerts", "/patients", "/import", "/surveys/preview")
 

@@ -15,7 +15,10 @@ from tracker.services import audit
 from tracker.services.erasure import erase_patient
 from tracker.services.retention import PeriodError, parse_period, purge_bodies
 
-from ..web_support import seed_service
+from ..web_support import (
+    cheap_argon2,  # noqa: F401 - autouse fixture
+    seed_service,
+)
 
 
 def _every_value(app) -> list[str]:  # type: ignore[no-untyped-def]
