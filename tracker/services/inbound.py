@@ -21,13 +21,14 @@ Nothing here logs a phone number or a message body.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Insert, insert, select, update
 from sqlalchemy.orm import Session
 
 from surveys import ServiceTexts, Survey, build_survey, load_service_texts
@@ -45,7 +46,7 @@ from tracker.domain import (
 )
 from tracker.phone import PhoneError, normalise_mobile
 from tracker.services import alerts, contact, outbox
-from tracker.sms.port import InboundSms
+from tracker.sms.port import InboundSms, OutboundSms
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class InboundResult:
     route: str | None = None
     reply_ids: list[int] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)  # bodies, for the simulator CLI only
+    outgoing: list[OutboundSms] = field(default_factory=list)  # the replies, ready to send
 
 
 # --- configuration: survey and service texts ---------------------------------------------
@@ -115,21 +117,30 @@ def receive(app: App, sms: InboundSms, *, now: datetime | None = None) -> Inboun
     now = now or app.clock.now()
     number = sender_number(sms.from_number)
     index = app.crypto.phone_index(number)
-    # One session (one pooled connection) for both transactions: two separate commits.
-    with app.sessions() as session:
-        message_id, duplicate = _store_raw(app, session, sms, number, index, now)
-        result = _interpret(app, session, message_id, number, index, now)
+    # One pooled connection for both transactions (a Session would give it back after the
+    # first commit and check out, and ping, another one for the second).
+    with app.engine.connect() as conn:
+        raw, duplicate = _store_raw(app, conn, sms, number, index, now)
+        if raw.status != MessageStatus.PENDING:
+            # A copy already interpreted: nothing more to do (and no transaction to open).
+            return InboundResult(message_id=raw.id, duplicate=True)
+        with app.sessions(bind=conn) as session:
+            result = _interpret(app, session, raw, number, index, now)
     if result is None:
-        return InboundResult(message_id=message_id, duplicate=True)
+        return InboundResult(message_id=raw.id, duplicate=True)
     result.duplicate = duplicate
     return result
 
 
 def deliver_replies(app: App, result: InboundResult) -> None:
     """Send the replies queued by `receive`, in order; failures stay in the outbox."""
-    for reply_id in result.reply_ids:
+    outgoing = result.outgoing or [None] * len(result.reply_ids)
+    for reply_id, sms in zip(result.reply_ids, outgoing, strict=True):
         try:
-            outbox.deliver(app, reply_id)
+            if sms is not None:
+                outbox.deliver_now(app, sms)  # recipient and body already known: no re-read
+            else:
+                outbox.deliver(app, reply_id)
         except Exception:  # noqa: BLE001 - the row stays pending for the scheduler's reconciliation
             log.exception("delivering reply message %s failed; left in the outbox", reply_id)
 
@@ -141,41 +152,72 @@ def receive_and_reply(app: App, sms: InboundSms, *, now: datetime | None = None)
     return result
 
 
+def _insert_new(conn: Connection) -> Callable[..., Insert]:
+    """INSERT ... ON CONFLICT (provider_sid) DO NOTHING for this database."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return lambda values: (
+            pg_insert(Message)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[Message.provider_sid])
+        )
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return lambda values: (
+        sqlite_insert(Message)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=[Message.provider_sid])
+    )
+
+
 def _store_raw(
-    app: App, session: Session, sms: InboundSms, number: str, index: str, now: datetime
-) -> tuple[int, bool]:
+    app: App, conn: Connection, sms: InboundSms, number: str, index: str, now: datetime
+) -> tuple[_Raw, bool]:
+    """Commit the raw text (status `pending`); a known MessageSid gives the stored copy."""
     # PostgreSQL text cannot hold NUL; nothing a person typed is lost by dropping it.
     body = (sms.body or "").replace("\x00", "")[:MAX_STORED_BODY]
+    media_count = max(0, sms.media_count)
+    values = {
+        "direction": Direction.INBOUND,
+        "phone_index": index,
+        "phone_ciphertext": app.crypto.encrypt_phone(number),
+        "purpose": "reply",
+        "body": body,
+        "media_count": media_count,
+        "segments": 1,
+        "provider_sid": sms.provider_sid,
+        "status": MessageStatus.PENDING,
+        "status_rank": status_rank(MessageStatus.PENDING),
+        "attempt": 1,
+        "late": False,
+        "created_at": now,
+        "status_updated_at": now,
+    }
+    autocommit = conn.dialect.name == "postgresql"
+    if autocommit:
+        # One statement, its own transaction: no BEGIN/COMMIT round trips.
+        conn.execution_options(isolation_level="AUTOCOMMIT")
     try:
-        with session.begin():
-            message = Message(
-                direction=Direction.INBOUND,
-                phone_index=index,
-                phone_ciphertext=app.crypto.encrypt_phone(number),
-                purpose="reply",
-                body=body,
-                media_count=max(0, sms.media_count),
-                provider_sid=sms.provider_sid,
-                status=MessageStatus.PENDING,
-                status_rank=status_rank(MessageStatus.PENDING),
-                created_at=now,
-                status_updated_at=now,
+        # Same MessageSid already stored (a replay or a concurrent copy): no new row. On
+        # PostgreSQL a concurrent uncommitted copy is waited for, never raced.
+        inserted = conn.scalar(_insert_new(conn)(values).returning(Message.id))
+        if inserted is not None:
+            conn.commit()
+            return _Raw(inserted, body, media_count, MessageStatus.PENDING), False
+        existing = conn.execute(
+            select(Message.id, Message.body, Message.media_count, Message.status).where(
+                Message.provider_sid == sms.provider_sid
             )
-            session.add(message)
-            session.flush()
-            message_id = message.id
-            session.expunge(message)
-            return message_id, False
-    except IntegrityError:
-        # Same MessageSid already stored (a replay or a concurrent copy): no new row.
-        with session.begin():
-            existing = session.scalar(
-                select(Message.id).where(Message.provider_sid == sms.provider_sid)
-            )
-        if existing is None:
-            raise
-        log.info("inbound message %s is a duplicate of message %s", sms.provider_sid, existing)
-        return existing, True
+        ).first()
+        conn.commit()
+    finally:
+        if autocommit:
+            conn.execution_options(isolation_level=conn.default_isolation_level)
+    if existing is None:
+        raise RuntimeError(f"inbound message {sms.provider_sid} neither stored nor found")
+    log.info("inbound message %s is a duplicate of message %s", sms.provider_sid, existing.id)
+    return _Raw(existing.id, existing.body, existing.media_count, existing.status), True
 
 
 @dataclass(frozen=True)
@@ -183,26 +225,49 @@ class _Raw:
     id: int
     body: str | None
     media_count: int
+    status: str
 
 
-def _claim(session: Session, message_id: int, now: datetime) -> _Raw | None:
-    """Mark the raw text as interpreted; None if another copy got there first."""
-    row = session.execute(
+def _claim(session: Session, message_id: int, now: datetime, links: dict[str, object]) -> bool:
+    """Mark the raw text as interpreted (with its links); False if another copy got there first.
+
+    The conditional UPDATE takes the row lock: a concurrent copy waits here, then finds the
+    row no longer `pending` and backs out before writing anything.
+    """
+    claimed = session.execute(
         update(Message)
         .where(Message.id == message_id, Message.status == MessageStatus.PENDING)
         .values(
             status=MessageStatus.RECEIVED,
             status_rank=status_rank(MessageStatus.RECEIVED),
             status_updated_at=now,
+            **links,
         )
-        .returning(Message.body, Message.media_count)
         .execution_options(synchronize_session=False)
-    ).first()
-    return _Raw(message_id, row.body, row.media_count) if row is not None else None
+    )
+    return claimed.rowcount == 1
 
 
 def _find_patient(session: Session, index: str) -> tuple[Patient | None, CheckIn | None]:
     """The sender's patient and the check-in a reply belongs to (one conversation per number)."""
+    # Usual case, one round trip: the open check-in and its patient, both rows locked. Texts
+    # from one number serialise on that patient row (the general path below locks it too).
+    # If the row changed while we waited for the lock (no longer open), fall through.
+    found = session.execute(
+        select(Patient, CheckIn)
+        .join(Episode, Episode.patient_id == Patient.id)
+        .join(CheckIn, CheckIn.episode_id == Episode.id)
+        .where(
+            Patient.phone_index == index,
+            Patient.erased_at.is_(None),
+            CheckIn.state == CheckInState.OPEN,
+        )
+        .order_by(CheckIn.opened_at.desc(), CheckIn.id.desc())
+        .limit(1)
+        .with_for_update(of=[Patient, CheckIn])
+    ).first()
+    if found is not None:
+        return found[0], found[1]
     # Locking the sender's patient rows serialises texts from one number (STOP racing an
     # answer), while texts from different numbers run side by side.
     patients = session.scalars(
@@ -245,14 +310,18 @@ def _find_patient(session: Session, index: str) -> tuple[Patient | None, CheckIn
 
 
 def _interpret(
-    app: App, session: Session, message_id: int, number: str, index: str, now: datetime
+    app: App, session: Session, message: _Raw, number: str, index: str, now: datetime
 ) -> InboundResult | None:
     settings = app.settings
     survey, texts = survey_for(settings), texts_for(settings)
+    # SQLite: a transaction that reads before it writes cannot wait for the write lock (it
+    # fails "database is locked" at once), so there the claim comes first, as its own
+    # statement. PostgreSQL: read and lock, decide, then claim with the links in one UPDATE.
+    claim_first = session.get_bind().dialect.name == "sqlite"
     with session.begin():
-        message = _claim(session, message_id, now)
-        if message is None:
+        if claim_first and not _claim(session, message.id, now, {}):
             return None
+        # Nothing but the claim is written before the sender is known and the text decided.
         patient, checkin = _find_patient(session, index)
         state = None
         if checkin is not None:
@@ -278,24 +347,121 @@ def _interpret(
             links["checkin_id"] = checkin.id
         if outcome.late:
             links["late"] = True
-        if links:
-            session.execute(
-                update(Message)
-                .where(Message.id == message_id)
-                .values(**links)
-                .execution_options(synchronize_session=False)
-            )
-        _apply(app, session, outcome, message, patient, checkin, number, index, now)
-        queued = _queue_replies(session, outcome, patient, checkin, number, index, now, app)
-        session.flush()
+        if claim_first:
+            if links:
+                session.execute(
+                    update(Message)
+                    .where(Message.id == message.id)
+                    .values(**links)
+                    .execution_options(synchronize_session=False)
+                )
+        elif not _claim(session, message.id, now, links):
+            return None
+        if _plain_answer(session, outcome, patient, checkin):
+            assert patient is not None and checkin is not None
+            queued = _write_answer(session, outcome, message, patient, checkin, now)
+        else:
+            _apply(app, session, outcome, message, patient, checkin, number, index, now)
+            messages = _queue_replies(session, outcome, patient, checkin, number, index, now, app)
+            session.flush()
+            queued = [(m.id, m.body or "") for m in messages]
         result = InboundResult(
-            message_id=message_id,
+            message_id=message.id,
             route=outcome.route,
-            reply_ids=[m.id for m in queued],
-            replies=[m.body or "" for m in queued],
+            reply_ids=[reply_id for reply_id, _ in queued],
+            replies=[body for _, body in queued],
+            # Every reply goes back to the number that texted (a patient's own number has the
+            # same blind index, so it is this very number): no need to read it again.
+            outgoing=[OutboundSms(message_id=i, to=number, body=body) for i, body in queued],
         )
-    log.info("inbound message %s: %s, %d replies", message_id, result.route, len(queued))
+    log.info("inbound message %s: %s, %d replies", message.id, result.route, len(queued))
     return result
+
+
+def _plain_answer(
+    session: Session,
+    outcome: conversation.Outcome,
+    patient: Patient | None,
+    checkin: CheckIn | None,
+) -> bool:
+    """The common case on PostgreSQL: a patient's text about a check-in, nothing else to do."""
+    return (
+        session.get_bind().dialect.name == "postgresql"
+        and patient is not None
+        and checkin is not None
+        and outcome.contact_change is None
+        and not outcome.alerts
+    )
+
+
+def _write_answer(
+    session: Session,
+    outcome: conversation.Outcome,
+    message: _Raw,
+    patient: Patient,
+    checkin: CheckIn,
+    now: datetime,
+) -> list[tuple[int, str]]:
+    """`_apply` + `_queue_replies` for `_plain_answer`: the same rows, in one statement.
+
+    The answers, the check-in's new position and the outbox rows are written by one
+    INSERT ... RETURNING with the other two as data-modifying CTEs (one round trip instead
+    of three); the ORM objects are not touched.
+    """
+    statements: list[Any] = []
+    if outcome.answers:
+        statements.append(
+            insert(Answer).values(
+                [
+                    {
+                        "checkin_id": checkin.id,
+                        "message_id": message.id,
+                        "question_key": record.question_key,
+                        "raw_text": message.body,
+                        "value": record.value,
+                        "outcome": record.outcome,
+                        "answered_at": now,
+                    }
+                    for record in outcome.answers
+                ]
+            )
+        )
+    if checkin.state == CheckInState.OPEN and not outcome.late:
+        changes: dict[str, object] = {"last_activity_at": now, "updated_at": now}
+        if outcome.question_index is not None:
+            changes["question_index"] = outcome.question_index
+        if outcome.clarifications is not None:
+            changes["clarifications"] = outcome.clarifications
+        if outcome.completed:
+            changes["state"] = check_transition(checkin.state, CheckInState.COMPLETED)
+            changes["closed_at"] = now
+            changes["next_reminder_at"] = None  # a completed check-in sends no reminders
+        statements.append(update(CheckIn).where(CheckIn.id == checkin.id).values(changes))
+    rows = [
+        outbox.outbox_row(
+            now=now,
+            body=reply.body,
+            purpose=reply.purpose,
+            patient_id=patient.id,
+            checkin_id=checkin.id if reply.purpose in _CONVERSATION_PURPOSES else None,
+            question_key=reply.question_key,
+        )
+        for reply in outcome.replies
+    ]
+    if rows:
+        statements.append(insert(Message).values(rows).returning(Message.id))
+    if not statements:
+        return []
+    main = statements.pop()
+    for number, statement in enumerate(statements):
+        main = main.add_cte(statement.cte(f"w{number}"))
+    conn = session.connection()
+    if not rows:
+        conn.execute(main)
+        return []
+    # Ids come from the sequence in VALUES order: sorted, they match the replies' order.
+    ids = sorted(conn.scalars(main).all())
+    return list(zip(ids, (reply.body for reply in outcome.replies), strict=True))
 
 
 _CHECKIN_ROUTES = {

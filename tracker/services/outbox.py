@@ -3,6 +3,8 @@
     queue_text()  -> row committed with status `pending` (by the caller's transaction)
     deliver()     -> provider call outside any transaction, then one short transaction that
                      records the provider id / status, or the failure and its consequences
+    deliver_now() -> the same for a text the caller has just queued and already holds
+                     (recipient, body): no re-read of the message and patient
 
 A crash between the two leaves a `pending` row; a timeout leaves `unknown`. Neither is ever
 resent blindly: `reconcile_unknown()` asks the provider first (see the scheduler).
@@ -10,11 +12,13 @@ resent blindly: `reconcile_unknown()` asks the provider first (see the scheduler
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import Connection, case, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from tracker.app import App
@@ -78,22 +82,52 @@ def queue_text(
     if patient is None and phone_ciphertext is None:
         raise ValueError("a text needs a patient or a phone number")
     message = Message(
-        direction=Direction.OUTBOUND,
-        patient_id=patient.id if patient is not None else None,
-        checkin_id=checkin.id if checkin is not None else None,
-        phone_ciphertext=phone_ciphertext,
-        phone_index=phone_index,
-        purpose=purpose,
-        question_key=question_key,
-        body=body,
-        segments=gsm_segments(body),
-        status=MessageStatus.PENDING,
-        status_rank=status_rank(MessageStatus.PENDING),
-        attempt=attempt,
-        created_at=now,
+        **outbox_row(
+            now=now,
+            body=body,
+            purpose=purpose,
+            patient_id=patient.id if patient is not None else None,
+            checkin_id=checkin.id if checkin is not None else None,
+            question_key=question_key,
+            phone_ciphertext=phone_ciphertext,
+            phone_index=phone_index,
+            attempt=attempt,
+        )
     )
     session.add(message)
     return message
+
+
+def outbox_row(
+    *,
+    now: datetime,
+    body: str,
+    purpose: str,
+    patient_id: int | None,
+    checkin_id: int | None = None,
+    question_key: str | None = None,
+    phone_ciphertext: bytes | None = None,
+    phone_index: str | None = None,
+    attempt: int = 1,
+) -> dict[str, object]:
+    """The column values of a `pending` outbound text (for `queue_text` and bulk inserts)."""
+    return {
+        "direction": Direction.OUTBOUND,
+        "patient_id": patient_id,
+        "checkin_id": checkin_id,
+        "phone_ciphertext": phone_ciphertext,
+        "phone_index": phone_index,
+        "purpose": purpose,
+        "question_key": question_key,
+        "body": body,
+        "media_count": 0,
+        "segments": gsm_segments(body),
+        "status": MessageStatus.PENDING,
+        "status_rank": status_rank(MessageStatus.PENDING),
+        "attempt": attempt,
+        "late": False,
+        "created_at": now,
+    }
 
 
 def outbound_sms(app: App, session: Session, message: Message) -> OutboundSms:
@@ -113,27 +147,69 @@ def deliver(app: App, message_id: int) -> Delivery:
         message = session.get(Message, message_id)
         if message is None or message.status != MessageStatus.PENDING:
             # Someone else already handled it (or it was erased): never send twice.
-            status = message.status if message is not None else "missing"
-            return Delivery(
-                DeliveryOutcome.SENT if status != "missing" else DeliveryOutcome.PERMANENT,
-                message_id,
-            )
+            return _not_pending(message_id, message.status if message is not None else None)
         sms = outbound_sms(app, session, message)
+    return _send(app, sms)
+
+
+def deliver_now(app: App, sms: OutboundSms) -> Delivery:
+    """`deliver` for a text whose recipient and body the caller already has (a fresh reply).
+
+    One autocommit read of the status (still `pending`?), the provider call outside any
+    transaction, then one UPDATE to record the result.
+    """
+    with _autocommit(app) as conn:
+        status = conn.scalar(select(Message.status).where(Message.id == sms.message_id))
+        conn.commit()
+    if status != MessageStatus.PENDING:
+        return _not_pending(sms.message_id, status)
+    return _send(app, sms)
+
+
+def _not_pending(message_id: int, status: str | None) -> Delivery:
+    """Someone else already handled it (or it was erased): never send twice."""
+    outcome = DeliveryOutcome.SENT if status is not None else DeliveryOutcome.PERMANENT
+    return Delivery(outcome, message_id)
+
+
+def _send(app: App, sms: OutboundSms) -> Delivery:
     try:
         result = app.gateway.send(sms)
     except SmsError as error:
-        return _record_failure(app, message_id, error)
-    _record_sent(app, message_id, result)
-    return Delivery(DeliveryOutcome.SENT, message_id)
+        return _record_failure(app, sms.message_id, error)
+    _record_sent(app, sms.message_id, result)
+    return Delivery(DeliveryOutcome.SENT, sms.message_id)
+
+
+@contextmanager
+def _autocommit(app: App) -> Iterator[Connection]:
+    """A pooled connection for single statements: on PostgreSQL no BEGIN/COMMIT round trips."""
+    with app.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
 
 
 def _record_sent(app: App, message_id: int, result: SendResult) -> None:
+    """`record_send_result` as one conditional UPDATE (the row lock is the UPDATE's own)."""
     now = app.clock.now()
-    with app.sessions.begin() as session:
-        message = session.get(Message, message_id, with_for_update=True)
-        if message is None:
-            return
-        record_send_result(message, result, now=now)
+    rank = status_rank(result.status)
+    higher = Message.status_rank < rank
+    when = literal(now, Message.status_updated_at.type)
+    with _autocommit(app) as conn:
+        conn.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(
+                provider_sid=result.provider_sid,
+                sent_at=func.coalesce(Message.sent_at, when),
+                # A status callback that came first (higher rank) is never undone.
+                status=case((higher, result.status), else_=Message.status),
+                status_rank=case((higher, rank), else_=Message.status_rank),
+                status_updated_at=case((higher, when), else_=Message.status_updated_at),
+            )
+        )
+        conn.commit()
 
 
 def record_send_result(message: Message, result: SendResult, *, now: datetime) -> None:
