@@ -7,7 +7,9 @@ risk disclosure raised one alert, the export and the report exist and open.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import pickle
 import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, time
@@ -29,8 +31,20 @@ SEED = 7
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
-    return run_demo(tmp_path_factory.mktemp("demo"), patients=PATIENTS, seed=SEED)
+def demo(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> DemoResult:
+    """One demo run shared by the module's tests, also across xdist workers (the pattern from
+    pytest-xdist's docs: the first worker runs it under a file lock, the others reuse it)."""
+    if worker_id == "master":
+        return run_demo(tmp_path_factory.mktemp("demo"), patients=PATIENTS, seed=SEED)
+    shared = tmp_path_factory.getbasetemp().parent
+    with (shared / "demo.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved = shared / "demo-result.pickle"
+        if saved.exists():
+            return pickle.loads(saved.read_bytes())
+        result = run_demo(shared / "demo", patients=PATIENTS, seed=SEED)
+        saved.write_bytes(pickle.dumps(result))
+        return result
 
 
 def rows(result: DemoResult, sql: str) -> list[tuple]:
@@ -177,28 +191,30 @@ def test_summary_counts_match_the_database(demo: DemoResult) -> None:
 
 
 def test_rerunning_starts_fresh_and_tells_the_same_story(tmp_path: Path) -> None:
+    def states() -> list[tuple]:
+        with sqlite3.connect(tmp_path / DEMO_DB) as db:
+            return db.execute(
+                "select wave, state, count(*) from checkins group by wave, state order by 1, 2"
+            ).fetchall()
+
+    run_demo(tmp_path, patients=12, seed=3, analyse=False)
+    first = states()
+    run_demo(tmp_path, patients=12, seed=3, analyse=False)
+    assert states() == first
+    with sqlite3.connect(tmp_path / DEMO_DB) as db:
+        assert db.execute("select count(*) from patients").fetchone()[0] == 12  # not appended
+
+
+def test_the_command_prints_the_summary_and_the_paths(tmp_path: Path) -> None:
     from tracker.cli import app
 
-    runner = CliRunner()
-    args = ["demo", "--patients", "12", "--seed", "3", "--out", str(tmp_path)]
-    first = runner.invoke(app, args)
-    assert first.exit_code == 0, first.output
-    states_first = (
-        sqlite3.connect(tmp_path / DEMO_DB)
-        .execute("select wave, state, count(*) from checkins group by wave, state order by 1, 2")
-        .fetchall()
+    result = CliRunner().invoke(
+        app, ["demo", "--patients", "10", "--seed", "3", "--out", str(tmp_path)]
     )
-    second = runner.invoke(app, args)
-    assert second.exit_code == 0, second.output
-    states_second = (
-        sqlite3.connect(tmp_path / DEMO_DB)
-        .execute("select wave, state, count(*) from checkins group by wave, state order by 1, 2")
-        .fetchall()
-    )
-    assert states_first == states_second
-    patients = sqlite3.connect(tmp_path / DEMO_DB).execute("select count(*) from patients")
-    assert patients.fetchone()[0] == 12  # replaced, not appended
-    assert "report" in second.output or "analysis not run" in second.output
+    assert result.exit_code == 0, result.output
+    for text in ("patients enrolled", "texts sent / received", "alerts raised", "export:", "took"):
+        assert text in result.output
+    assert "report:" in result.output or "analysis not run" in result.output
 
 
 def test_refuses_to_replace_a_database_it_did_not_write(tmp_path: Path) -> None:
