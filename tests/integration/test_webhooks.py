@@ -382,3 +382,55 @@ def test_missing_fields_are_400_not_500(lite: TestClient, lite_app: App) -> None
     client, twilio_app = lite, lite_app
     assert post_signed(client, "/sms/inbound", {"Body": "7"}).status_code == 400
     assert inbound_rows(twilio_app) == 0
+
+
+# --- connection pool ---------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_dead_pooled_connection_is_replaced_without_an_error(
+    pg_schema_url: str, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ping for a connection just given back; an idle one is pinged and, if dead, replaced."""
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import _pg
+    from tracker.db import engine as engine_module
+    from tracker.db.engine import normalise_url
+
+    app = build_app(pg_schema_url, clock, sms_backend="twilio", public_url=PUBLIC, **TWILIO_ENV)
+    pings: list[object] = []
+    ping = engine_module._ping
+
+    def counted_ping(dbapi_connection: object) -> None:
+        pings.append(dbapi_connection)
+        ping(dbapi_connection)
+
+    monkeypatch.setattr(engine_module, "_ping", counted_ping)
+    try:
+        enrol_with_open_checkin(app)
+        with TestClient(create_app(app), base_url="http://internal:8000") as web:
+            assert post_signed(web, "/sms/inbound", form(sid="SM" + "1" * 32)).status_code == 200
+            # Connections handed back moments ago are trusted: no ping round trip.
+            pings.clear()
+            assert post_signed(web, "/sms/inbound", form(sid="SM" + "2" * 32)).status_code == 200
+            assert pings == []
+            # Every idle connection of the pool dies (a database restart, say) ...
+            idle = [app.engine.connect() for _ in range(app.engine.pool.checkedin())]
+            pids = [conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() for conn in idle]
+            for conn in idle:
+                conn.close()
+            admin = create_engine(normalise_url(_pg() or ""), isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                for pid in pids:
+                    conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            admin.dispose()
+            # ... and once they have sat idle long enough to be pinged, the next text still
+            # goes through: the dead ones are discarded on checkout, not failed on.
+            monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+            assert post_signed(web, "/sms/inbound", form(sid="SM" + "3" * 32)).status_code == 200
+            assert pings
+        assert inbound_rows(app) == 3
+        assert count(app, Answer) == 3
+    finally:
+        app.close()
