@@ -68,3 +68,9 @@ NOTHING_IMPORTED = (
     "again, or use --skip-invalid to import the valid rows and write the others to a rejects file."
 )
 REJECTS_WRITTEN = "{count} row(s) were not imported; they are in {path} with a reason column."
+
+# Rows naming a patient (or episode) whose data was erased on request are never enrolled again.
+ERASED_ROWS = (
+    "{count} row(s) name a patient whose data was erased on request and were not enrolled; "
+    "remove them from the source system's export"
+)

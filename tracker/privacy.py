@@ -67,6 +67,7 @@ class Crypto:
             "_index_hmac",
             hmac.new(self._index_key, digestmod=hashlib.sha256),  # type: ignore[attr-defined]
         )
+        object.__setattr__(self, "_erased_key", _derive(self.master, b"tracker/erased-ref/v1"))
 
     def encrypt_phone(self, e164: str) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
@@ -87,6 +88,11 @@ class Crypto:
         digest = self._index_hmac.copy()  # type: ignore[attr-defined]
         digest.update(e164.encode("utf-8"))
         return digest.hexdigest()
+
+    def erased_ref_token(self, ref: str) -> str:
+        """Keyed hash of a reference erased on request: lets imports refuse it, reveals nothing."""
+        key = self._erased_key  # type: ignore[attr-defined]
+        return hmac.new(key, ref.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def study_key(self, study: str) -> bytes:
         return _derive(self.master, b"tracker/study-pseudonym/v1:" + study.encode("utf-8"))

@@ -101,7 +101,7 @@ def test_erasure_leaves_nothing_identifiable_in_any_table(app) -> None:
     assert ciphertexts_before == 3  # patient, its inbound text, the unmatched text
 
     with app.sessions() as session:
-        result = erase_patient(session, ref, now=now, actor="dpo@example.org")
+        result = erase_patient(session, ref, now=now, actor="dpo@example.org", crypto=app.crypto)
         session.commit()
 
     assert _decryptable(app, phone) == 0
@@ -130,7 +130,7 @@ def test_erasure_leaves_nothing_identifiable_in_any_table(app) -> None:
         other = _patient(app, seeded.north_refs[1])
         assert other.phone_ciphertext is not None
     with app.sessions() as session, pytest.raises(Exception, match="no patient"):
-        erase_patient(session, ref, now=now, actor="x")
+        erase_patient(session, ref, now=now, actor="x", crypto=app.crypto)
 
 
 def seeded_checkin(session, patient_id: int) -> int:  # type: ignore[no-untyped-def]
@@ -201,3 +201,41 @@ def test_purge_removes_old_bodies_and_keeps_parsed_answers(app, clock) -> None:
         ).one()
         assert event.detail["messages"] == 1 and "six" not in str(event.detail)
     assert not any("six" == v for v in _every_value(app))
+
+
+def test_an_erased_patient_is_never_enrolled_again(app, tmp_path) -> None:
+    """A source file that still lists an erased patient must not bring them (or texts) back."""
+    from tracker.db.tables import Episode, ErasedRef
+    from tracker.services.enrolment import import_csv
+
+    from ..factories import make_episode
+
+    make_episode(app, episode_ref="EP-GONE", patient_ref="PT-GONE", phone="07400 123456")
+    with app.sessions() as session:
+        erase_patient(session, "PT-GONE", now=app.clock.now(), actor="dpo", crypto=app.crypto)
+        session.commit()
+    with app.sessions() as session:
+        tokens = list(session.scalars(select(ErasedRef.token)))
+        assert len(tokens) == 2 and not any("GONE" in t for t in tokens)
+
+    header = (
+        "episode_ref,patient_ref,phone,birth_year,gender,imd_quintile,site,referral_date,"
+        "discharge_date,sessions,connected_external,pattern,consent_sms"
+    )
+    csv = tmp_path / "again.csv"
+    csv.write_text(
+        header + "\n"
+        "EP-GONE,PT-GONE,07400 123456,1960,female,3,North,2026-01-05,2026-05-20,4,yes,anchored,yes\n"
+        "EP-NEW,PT-GONE,07400 123456,1960,female,3,North,2026-01-05,2026-05-21,4,yes,,yes\n"
+        "EP-KEPT,PT-KEPT,07400 123457,1961,male,2,North,2026-01-05,2026-05-20,2,yes,,yes\n",
+        encoding="utf-8",
+    )
+    report = import_csv(app, csv, actor="test")
+    assert report.imported and report.counts.rows_erased == 2
+    assert report.counts.episodes_created == 1
+    with app.sessions() as session:
+        refs = set(session.scalars(select(Episode.episode_ref)))
+        assert "EP-KEPT" in refs and "EP-GONE" not in refs and "EP-NEW" not in refs
+        assert (
+            session.scalars(select(Patient).where(Patient.patient_ref == "PT-GONE")).first() is None
+        )

@@ -110,7 +110,7 @@ def cohort(app: App) -> dict[str, object]:
             actor="test",
             reason="asked to leave the study",
         )
-        erase_patient(s, "ERASED-1", now=app.clock.now(), actor="test")
+        erase_patient(s, "ERASED-1", now=app.clock.now(), actor="test", crypto=app.crypto)
     app.clock.advance(days=30)
     tick(app, worker_id="test", pacer=NoWait())  # closes windows: partial / expired
     refs = {

@@ -148,7 +148,9 @@ def patient_erase(
     ):
         raise UserError("nothing erased", 1)
     with app_for() as app, app.sessions() as session:
-        result = erasure.erase_patient(session, ref, now=app.clock.now(), actor=CLI_ACTOR)
+        result = erasure.erase_patient(
+            session, ref, now=app.clock.now(), actor=CLI_ACTOR, crypto=app.crypto
+        )
         session.commit()
     out.print(
         f"Erased: {result.episodes} episode(s), {result.messages} text(s), {result.answers} "

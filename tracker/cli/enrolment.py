@@ -93,6 +93,8 @@ def _print_report(report: ImportReport, *, skip_invalid: bool) -> None:
         + ".",
         markup=False,
     )
+    if c.rows_erased:
+        console.print(msg.ERASED_ROWS.format(count=c.rows_erased), markup=False)
     if report.rejects_file is not None:
         console.print(
             msg.REJECTS_WRITTEN.format(count=report.rejected, path=report.rejects_file),

@@ -207,6 +207,21 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any] | None]
 
 
+class ErasedRef(Base):
+    """Keyed hashes of patient and episode references erased on request.
+
+    Imports check against them so that a source file still listing an erased patient cannot
+    enrol (and text) them again. Holds no reference in clear.
+    """
+
+    __tablename__ = "erased_refs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # patient | episode
+    erased_at: Mapped[datetime]
+
+
 class User(Base):
     __tablename__ = "users"
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from tracker import import_messages as msg
 from tracker.db.bulk import among, insert_rows, insert_with_ids
-from tracker.db.tables import AuditEvent, CheckIn, Episode, Patient
+from tracker.db.tables import AuditEvent, CheckIn, Episode, ErasedRef, Patient
 from tracker.domain import PATTERN_RULE_VERSION, CheckInState, ContactState, derive_pattern
 from tracker.importing import (
     EpisodeFile,
@@ -84,6 +84,7 @@ class EnrolmentCounts:
     checkins_missed: int = 0
     checkins_cancelled: int = 0  # patient had stopped/paused/withdrawn before enrolment
     checkins_rescheduled: int = 0
+    rows_erased: int = 0  # rows naming a patient or episode erased on request: not enrolled
 
     @property
     def changed(self) -> bool:
@@ -122,6 +123,7 @@ class Enroller:
         self.counts = EnrolmentCounts()
         # Plans depend only on (discharge date, consent) for one `now`: many rows share them.
         self._plans: dict[tuple[date, bool], list[PlannedCheckIn]] = {}
+        self._any_erased: bool | None = None
 
     # --- planning ----------------------------------------------------------------------
 
@@ -142,7 +144,33 @@ class Enroller:
 
     # --- one batch ---------------------------------------------------------------------
 
+    def _without_erased(self, rows: Sequence[EpisodeRow]) -> Sequence[EpisodeRow]:
+        """Drop rows naming a patient or episode erased on request (never enrol them again)."""
+        if not rows:
+            return rows
+        if self._any_erased is None:
+            self._any_erased = (
+                self.session.scalars(select(ErasedRef.id).limit(1)).first() is not None
+            )
+        if not self._any_erased:
+            return rows
+        tokens = {
+            row.episode_ref: (
+                self.crypto.erased_ref_token(row.patient_ref),
+                self.crypto.erased_ref_token(row.episode_ref),
+            )
+            for row in rows
+        }
+        wanted = [t for pair in tokens.values() for t in pair]
+        erased = set(
+            self.session.scalars(select(ErasedRef.token).where(ErasedRef.token.in_(wanted)))
+        )
+        kept = [row for row in rows if not erased.intersection(tokens[row.episode_ref])]
+        self.counts.rows_erased += len(rows) - len(kept)
+        return kept
+
     def enrol(self, rows: Sequence[EpisodeRow]) -> None:
+        rows = self._without_erased(rows)
         if not rows:
             return
         patients = self._upsert_patients(rows)

@@ -11,6 +11,8 @@ What happens to each table (tests query every one of them afterwards):
 - answers: raw_text nulled; parsed values stay (they identify no one without the rest).
 - alerts: phone index nulled; free-text resolution notes replaced, as staff may have written
   names or numbers there.
+- erased_refs: a keyed hash of each old reference, so that re-importing a source file that
+  still lists the patient enrols nothing (the import reports such rows).
 - audit_events: earlier events that named the old references are re-keyed to the tombstone (what
   happened, who did it and when is kept); one new `patient.erase` event records the erasure
   under the tombstone, with row counts only.
@@ -26,8 +28,18 @@ from datetime import datetime
 from sqlalchemy import String, cast, or_, select, update
 from sqlalchemy.orm import Session
 
-from tracker.db.tables import Alert, Answer, AuditEvent, CheckIn, Episode, Message, Patient
+from tracker.db.tables import (
+    Alert,
+    Answer,
+    AuditEvent,
+    CheckIn,
+    Episode,
+    ErasedRef,
+    Message,
+    Patient,
+)
 from tracker.domain import ContactState, DomainError
+from tracker.privacy import Crypto
 from tracker.services import audit
 from tracker.services.contact import cancel_live_checkins
 
@@ -47,7 +59,7 @@ class ErasureResult:
 
 
 def erase_patient(
-    session: Session, patient_ref: str, *, now: datetime, actor: str
+    session: Session, patient_ref: str, *, now: datetime, actor: str, crypto: Crypto
 ) -> ErasureResult:
     """Erase one patient (caller commits). Raises DomainError if unknown or already erased."""
     patient = session.scalars(select(Patient).where(Patient.patient_ref == patient_ref)).first()
@@ -100,6 +112,7 @@ def erase_patient(
         alerts += 1
 
     rekeyed = _rekey_audit(session, old_refs)
+    _remember_erased(session, old_refs, patient_ref=patient.patient_ref, now=now, crypto=crypto)
 
     patient.patient_ref = tombstone
     patient.phone_ciphertext = None
@@ -167,3 +180,15 @@ def _replace_refs(value: object, old_refs: dict[str, str]) -> object:
     if isinstance(value, list):
         return [_replace_refs(v, old_refs) for v in value]
     return value
+
+
+def _remember_erased(
+    session: Session, old_refs: dict[str, str], *, patient_ref: str, now: datetime, crypto: Crypto
+) -> None:
+    """Record keyed hashes of the erased references so imports refuse them from now on."""
+    for ref in old_refs:
+        token = crypto.erased_ref_token(ref)
+        if session.scalars(select(ErasedRef.id).where(ErasedRef.token == token)).first():
+            continue
+        kind = "patient" if ref == patient_ref else "episode"
+        session.add(ErasedRef(token=token, kind=kind, erased_at=now))

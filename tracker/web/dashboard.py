@@ -535,7 +535,9 @@ def erase(
         )
     with app.sessions() as session:
         _patient_for(session, ref, user)
-        result = erasure.erase_patient(session, ref, now=_now(app), actor=user.actor)
+        result = erasure.erase_patient(
+            session, ref, now=_now(app), actor=user.actor, crypto=app.crypto
+        )
         session.commit()
     return render(request, "erased.html", {"result": result})
 

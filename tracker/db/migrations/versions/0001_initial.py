@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 04:59:58.634853
+Create Date: 2026-11-26 05:48:22.466598
 """
 
 from __future__ import annotations
@@ -35,6 +35,15 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_audit_events_at"), ["at"], unique=False)
 
+    op.create_table(
+        "erased_refs",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("token", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("erased_at", tracker.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_erased_refs")),
+        sa.UniqueConstraint("token", name=op.f("uq_erased_refs_token")),
+    )
     op.create_table(
         "patients",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -321,6 +330,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_patients_phone_index"))
 
     op.drop_table("patients")
+    op.drop_table("erased_refs")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_events_at"))
 
