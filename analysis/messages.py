@@ -30,7 +30,10 @@ NOT_A_NUMBER = "{source} row {row}: {column} {value!r} is not a number"
 NOT_ALLOWED = "{source} row {row}: {column} {value!r} is not one of {allowed}"
 OUT_OF_RANGE = "{source} row {row}: {column} {value!r} is outside {low} to {high}"
 NOT_WHOLE = "{source} row {row}: {column} {value!r} is not a whole number"
-MISSING_VALUE = "{source} row {row}: {column} is empty (every row needs a value)"
+MISSING_VALUE = (
+    "{source} row {row}: {column} is empty; the models need {column} for every patient "
+    "(fill it in, or leave that patient's rows out of the file)"
+)
 DUPLICATE_WAVE = "{source} row {row}: patient {pid} has wave {wave} more than once"
 NOT_CONSTANT = (
     "{source} row {row}: {column} {value!r} differs from an earlier row of patient {pid}; "
