@@ -25,7 +25,7 @@ chromium:
 	  fi; }
 
 test: $(STAMP) chromium
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2
 
 demo: $(STAMP)
 	mkdir -p $(DEMO_DIR)
