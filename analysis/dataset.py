@@ -48,10 +48,12 @@ RULES: dict[str, ColumnRule] = {
     "pid": ColumnRule("id"),
     "site": ColumnRule("text", per_patient=True),
     "pattern": ColumnRule("text", allowed=PATTERNS, per_patient=True),
-    "sessions": ColumnRule("number", low=0, high=1000, whole=True, per_patient=True),
-    "age": ColumnRule("number", low=0, high=120, per_patient=True),
-    "gender": ColumnRule("text", per_patient=True),
-    "imd_quintile": ColumnRule("number", allowed=(1, 2, 3, 4, 5), per_patient=True),
+    # Covariates may be unknown for some patients: they are described, but left out of the
+    # models (analysis.run.analyse says how many).
+    "sessions": ColumnRule("number", low=0, high=1000, whole=True, per_patient=True, nullable=True),
+    "age": ColumnRule("number", low=0, high=120, per_patient=True, nullable=True),
+    "gender": ColumnRule("text", per_patient=True, nullable=True),
+    "imd_quintile": ColumnRule("number", allowed=(1, 2, 3, 4, 5), per_patient=True, nullable=True),
     "wave": ColumnRule("number", allowed=WAVES),
     "responded": ColumnRule("number", allowed=(0, 1)),
     "days_from_due": ColumnRule("number", required=False, nullable=True),
@@ -248,7 +250,7 @@ def validate_outcomes(
             codes, uniques = _text_codes(raw, clean=name != "pid")
             empty = codes < 0
             problems.add_rows(
-                np.flatnonzero(empty),
+                np.flatnonzero(empty) if not rule.nullable else np.array([], dtype=np.int64),
                 lambda r, name=name: messages.MISSING_VALUE.format(
                     source=source, row=r + 1, column=name
                 ),
@@ -384,7 +386,7 @@ def validate_outcomes(
                 columns[name] = pd.Categorical.from_codes(codes, categories=pd.Index(uniques))
             else:
                 columns[name] = _sorted_categorical(name, codes, uniques)
-        elif name in ("imd_quintile", "wave", "responded"):
+        elif name in ("wave", "responded") or (name == "imd_quintile" and not np.isnan(v).any()):
             columns[name] = v.astype(np.int64)
         else:
             columns[name] = v
@@ -421,9 +423,10 @@ def _text_codes(raw: pd.Series, *, clean: bool = True) -> tuple[np.ndarray, np.n
 
 
 def _sorted_categorical(name: str, codes: np.ndarray, uniques: np.ndarray) -> pd.Categorical:
-    levels = _sorted_levels(name, pd.Series(uniques[np.unique(codes)]))
+    present = np.unique(codes)
+    levels = _sorted_levels(name, pd.Series(uniques[present[present >= 0]]))
     remap = pd.Index(levels).get_indexer(uniques)
-    return pd.Categorical.from_codes(remap[codes], categories=levels)
+    return pd.Categorical.from_codes(np.where(codes >= 0, remap[codes], -1), categories=levels)
 
 
 def _isnan(a: np.ndarray) -> np.ndarray:
@@ -447,3 +450,22 @@ def _num(x: float) -> Any:
     if np.isfinite(x) and float(x).is_integer():
         return int(x)
     return float(x)
+
+
+COVARIATES = ("age", "gender", "imd_quintile", "sessions")
+
+
+def complete_covariates(outcomes: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Rows of patients whose covariates are all known, and how many patients were left out."""
+    known = np.ones(len(outcomes), dtype=bool)
+    for col in COVARIATES:
+        known &= outcomes[col].notna().to_numpy()
+    if known.all():
+        return outcomes, 0
+    left_out = int(outcomes.loc[~known, "pid"].nunique())
+    kept = outcomes[known].reset_index(drop=True)
+    kept["imd_quintile"] = kept["imd_quintile"].astype(np.int64)
+    kept["pid"] = kept["pid"].cat.remove_unused_categories()
+    for col in ("gender", "pattern", "site"):
+        kept[col] = kept[col].cat.remove_unused_categories()
+    return kept, left_out

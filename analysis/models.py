@@ -44,6 +44,12 @@ class ModelData:
 
     def __init__(self, outcomes: pd.DataFrame) -> None:
         frame = outcomes.reset_index(drop=True)
+        for col in ("age", "gender", "imd_quintile", "sessions"):
+            if frame[col].isna().any():
+                raise ValueError(
+                    f"{col} is unknown for some patients; pass the frame through "
+                    "analysis.dataset.complete_covariates first (analyse() does)"
+                )
         pid = frame["pid"]
         codes = pid.cat.codes.to_numpy() if hasattr(pid, "cat") else pd.factorize(pid)[0]
         change = np.r_[True, codes[1:] != codes[:-1]]

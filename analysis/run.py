@@ -19,7 +19,13 @@ import pandas as pd
 
 from analysis import descriptives, messages, report
 from analysis.contrasts import pattern_wave_contrasts
-from analysis.dataset import AnalysisInputError, StudyData, load_study, validate_outcomes
+from analysis.dataset import (
+    AnalysisInputError,
+    StudyData,
+    complete_covariates,
+    load_study,
+    validate_outcomes,
+)
 from analysis.models import ModelData, fit_all
 from analysis.results import ModelResult
 
@@ -118,7 +124,12 @@ def analyse_study(
             messages.NO_FOLLOW_UP.format(source=Path(study.source).name, waves=" or ".join(absent))
         )
     t = time.perf_counter()
-    data = ModelData(frame)
+    model_frame, left_out = complete_covariates(frame)
+    if left_out:
+        note(
+            f"{left_out} patients with unknown age, gender, IMD quintile or sessions left out of the models"
+        )
+    data = ModelData(model_frame)
     models = fit_all(data, progress=note)
     seconds["models"] = time.perf_counter() - t
 
@@ -138,6 +149,7 @@ def analyse_study(
         "n_patients": n_patients,
         "n_rows": len(frame),
         "n_sites": int(frame["site"].nunique()),
+        "n_patients_left_out_of_models_for_unknown_covariates": left_out,
         "reference_levels": {"pattern": "rapid", "wave": 0},
         "small_cell_suppression": suppression,
         "software": versions,
@@ -161,6 +173,10 @@ def analyse_study(
             "rows (patient x wave)": f"{len(frame):,}",
             "sites": meta["n_sites"],
         }
+        if left_out:
+            summary["left out of the models (unknown age, gender, IMD quintile or sessions)"] = (
+                f"{left_out:,} patients"
+            )
         if study.pattern_rule_version:
             summary["pattern rule version"] = study.pattern_rule_version
         html_text = report.render_html(

@@ -147,3 +147,19 @@ def test_two_patterns_only_still_analyses(tmp_path, small_cohort):
     result = analyse(write_export(tmp_path / "e", two), tmp_path / "r")
     assert not any("with_only" in n for n in result.models["life_satisfaction_mixed"].names)
     assert set(result.contrasts["pattern"]) == {"rapid", "anchored"}
+
+
+def test_patients_with_unknown_covariates_are_described_but_left_out_of_models(
+    tmp_path, small_cohort
+):
+    frame = small_cohort.copy()
+    frame["imd_quintile"] = frame["imd_quintile"].astype("Float64")
+    frame["gender"] = frame["gender"].astype(object)
+    frame.loc[frame["pid"].isin(["S0000001", "S0000002"]), "imd_quintile"] = None
+    frame.loc[frame["pid"] == "S0000003", "gender"] = None
+    result = analyse(write_export(tmp_path / "e", frame, fmt="parquet"), tmp_path / "r")
+    assert result.n_patients == 400
+    assert result.models["life_satisfaction_mixed"].n_groups == 397
+    payload = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert payload["meta"]["n_patients_left_out_of_models_for_unknown_covariates"] == 3
+    assert "C(imd_quintile)[T.2]" in payload["models"]["life_satisfaction_mixed"]["params"]
