@@ -493,9 +493,12 @@ def write(result: dict[str, object]) -> None:
         f"interpreted), {d['answers']} answers, {d['replies_sent']}/{d['replies_queued']} "
         "replies sent through the outbox.",
         "",
-        "Each reply: signature check, raw text committed, one interpreting transaction (claim,",
-        "patient by blind index, check-in row lock, answer, outbox row), then the reply handed",
-        "to the gateway after the response (background task, two more short transactions).",
+        "Each reply, on one pooled connection (no liveness ping while the pool is busy): signature",
+        "check; the raw text committed by one INSERT ... ON CONFLICT DO NOTHING (autocommit); one",
+        "interpreting transaction of four round trips (patient + open check-in locked in one",
+        "query, the claim with its links, one statement writing the answer, the check-in's new",
+        "position and the outbox row, commit). After the response the reply is handed to the",
+        "gateway (background task: an autocommit status check, the provider call, one UPDATE).",
     ]
     (RESULTS / "inbound_webhook.md").write_text("\n".join(lines) + "\n")
 

@@ -15,6 +15,12 @@ Three short transactions, so that nothing a patient sends is ever lost:
    replay) interprets it then.
 3. Replies are texts in the outbox (one record with delivery status), delivered right away.
 
+Round trips matter here (a webhook under load): one pooled connection serves both
+transactions; the raw text is one autocommit INSERT ... ON CONFLICT DO NOTHING; the sender's
+patient and open check-in come (locked) from one query; on PostgreSQL the usual answer writes
+its answer rows, the check-in's new position and the outbox rows in one statement; and the
+replies are sent with the recipient and body already in hand (`outbox.deliver_now`).
+
 Nothing here logs a phone number or a message body.
 """
 
