@@ -377,15 +377,25 @@ def _contacts(
         dtype=bool
     )
     messages = messages[keep]
-    messages = messages.sort_values(["patient_id", "at", "message_id"], kind="stable")
-    messages = messages.reset_index(drop=True)
-    where = position.loc[messages["patient_id"].to_numpy(dtype="int64")].to_numpy()
+    # Patient, then time order (numpy lexsort on plain int64: pandas' multi-key sort of
+    # nullable columns is several times slower at millions of rows).
+    patient = messages["patient_id"].to_numpy(dtype="int64")
+    at_s = messages["at"].to_numpy(dtype="int64", na_value=0)
+    order = np.lexsort((messages["message_id"].to_numpy(dtype="int64"), at_s, patient))
+    messages = messages.take(order).reset_index(drop=True)
+    patient, at_s = patient[order], at_s[order]
+    where = position.loc[patient].to_numpy()
 
+    # Reply delay: from each outbound text to the same patient's next inbound text.
     inbound = (messages["direction"] == "inbound").to_numpy(dtype=bool, na_value=False)
-    at = messages["at"].to_numpy(dtype="float64", na_value=np.nan)
-    inbound_at = pd.Series(np.where(inbound, at, np.nan))
-    next_inbound = inbound_at.groupby(messages["patient_id"].to_numpy()).bfill().to_numpy()
-    delay = np.where(inbound, np.nan, (next_inbound - at) / 3600.0)
+    at = at_s.astype("float64")
+    delay = np.full(len(messages), np.nan)
+    inbound_rows = np.flatnonzero(inbound)
+    if len(inbound_rows):
+        k = np.searchsorted(inbound_rows, np.arange(len(messages)), side="right")
+        following = inbound_rows[np.minimum(k, len(inbound_rows) - 1)]
+        ok = (k < len(inbound_rows)) & (patient[following] == patient) & ~inbound
+        delay[ok] = (at[following[ok]] - at[ok]) / 3600.0
 
     # Unreadable replies per check-in: clarification texts sent plus answers stored invalid.
     tied = messages["checkin_id"].notna().to_numpy()
