@@ -272,6 +272,22 @@ def _messages_sql(conn: Connection, with_body: bool) -> tuple[str, dict[str, pa.
     return sql, schema
 
 
+def _locate(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of `ids` in the sorted unique array `sorted_ids`, and which were found."""
+    if len(sorted_ids) == 0:
+        return np.zeros(len(ids), dtype="int64"), np.zeros(len(ids), dtype=bool)
+    top = int(sorted_ids[-1])
+    if sorted_ids[0] >= 0 and top <= 8 * len(sorted_ids) + 4096:
+        # Database ids are dense: a direct lookup table beats binary search (cache misses).
+        table = np.full(top + 2, -1, dtype="int64")
+        table[sorted_ids] = np.arange(len(sorted_ids))
+        pos = table[np.where((ids >= 0) & (ids <= top), ids, top + 1)]
+        found = pos >= 0
+        return np.where(found, pos, 0), found
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return pos, sorted_ids[pos] == ids
+
+
 def _local_days(epoch: pd.Series, tz: ZoneInfo) -> pd.Series:
     """Seconds since the epoch -> days since 1970-01-01 of the local calendar date (nullable)."""
     stamps = pd.to_datetime(epoch.astype("float64"), unit="s", utc=True)
@@ -363,28 +379,37 @@ def _contacts(
     include_free_text: bool,
 ) -> pd.DataFrame:
     """One row per text of an exported patient (texts of non-exported episodes left out)."""
-    position = pd.Series(np.arange(len(people)), index=people["patient_id"].to_numpy())
-    # The exported follow-up check-ins and their waves. Texts of other check-ins (another
-    # episode of the patient) are left out, like that episode's outcomes.
-    waves = pd.concat(
-        [
-            pd.Series(w, index=people[f"c{w}_id"].dropna().to_numpy(dtype="int64"))
-            for w in FOLLOW_UP_WAVES
-        ]
+    # Lookups by binary search on sorted int64 ids (people are sorted by patient_id): far
+    # cheaper than hashing millions of nullable values.
+    patients = people["patient_id"].to_numpy(dtype="int64")
+    ck_ids = np.concatenate(
+        [people[f"c{w}_id"].to_numpy("int64", na_value=-1) for w in FOLLOW_UP_WAVES]
     )
-    keep = messages["patient_id"].isin(position.index).to_numpy(dtype=bool)
-    keep &= (messages["checkin_id"].isna() | messages["checkin_id"].isin(waves.index)).to_numpy(
-        dtype=bool
+    ck_wave = np.repeat(np.asarray(FOLLOW_UP_WAVES, dtype="int64"), len(people))
+    ck_invalid = np.concatenate(
+        [people[f"c{w}_invalid"].to_numpy("int64", na_value=0) for w in FOLLOW_UP_WAVES]
     )
-    messages = messages[keep]
-    # Patient, then time order (numpy lexsort on plain int64: pandas' multi-key sort of
-    # nullable columns is several times slower at millions of rows).
+    exists = ck_ids >= 0
+    sort = np.argsort(ck_ids[exists], kind="stable")
+    ck_ids, ck_wave, ck_invalid = (a[exists][sort] for a in (ck_ids, ck_wave, ck_invalid))
+
     patient = messages["patient_id"].to_numpy(dtype="int64")
+    checkin = messages["checkin_id"].to_numpy(dtype="int64", na_value=-1)
+    where, known = _locate(patients, patient)
+    slot, in_export = _locate(ck_ids, checkin)
+    # Texts of other check-ins (another episode of the patient) are left out, like that
+    # episode's outcomes.
+    keep = known & ((checkin < 0) | in_export)
+    # Patient, then time order. Low-cardinality text becomes categorical first, so that the
+    # reordering moves small integer codes instead of millions of strings.
     at_s = messages["at"].to_numpy(dtype="int64", na_value=0)
-    order = np.lexsort((messages["message_id"].to_numpy(dtype="int64"), at_s, patient))
+    ids = messages["message_id"].to_numpy(dtype="int64")
+    order = np.flatnonzero(keep)[np.lexsort((ids[keep], at_s[keep], patient[keep]))]
+    texts = ["direction", "purpose", "question_key", "status", "error_code"]
+    messages = messages.assign(**{c: messages[c].astype("category") for c in texts})
     messages = messages.take(order).reset_index(drop=True)
-    patient, at_s = patient[order], at_s[order]
-    where = position.loc[patient].to_numpy()
+    patient, at_s, where, slot, checkin = (a[order] for a in (patient, at_s, where, slot, checkin))
+    tied = checkin >= 0
 
     # Reply delay: from each outbound text to the same patient's next inbound text.
     inbound = (messages["direction"] == "inbound").to_numpy(dtype=bool, na_value=False)
@@ -398,34 +423,18 @@ def _contacts(
         delay[ok] = (at[following[ok]] - at[ok]) / 3600.0
 
     # Unreadable replies per check-in: clarification texts sent plus answers stored invalid.
-    tied = messages["checkin_id"].notna().to_numpy()
     clarification = (messages["purpose"] == "clarification").to_numpy(dtype=bool, na_value=False)
-    clarified = messages.loc[tied & clarification, "checkin_id"].astype("int64").value_counts()
-    stored = pd.concat(
-        [
-            pd.Series(
-                people[f"c{w}_invalid"].to_numpy(dtype="float64", na_value=0.0),
-                index=people[f"c{w}_id"].to_numpy(dtype="float64", na_value=np.nan),
-            )
-            for w in FOLLOW_UP_WAVES
-        ]
-    )
-    stored = stored[stored.index.notna()]
-    invalid = stored.add(clarified.astype("float64"), fill_value=0.0)
-    ids = messages["checkin_id"].to_numpy(dtype="float64", na_value=np.nan)
-    per_checkin = pd.array(invalid.reindex(ids).fillna(0.0).to_numpy(), dtype="Int64")
+    unreadable = ck_invalid + np.bincount(slot[tied & clarification], minlength=len(ck_ids))
+    per_checkin = pd.array(np.where(tied, unreadable[slot] if len(ck_ids) else 0, 0), dtype="Int64")
     per_checkin[~tied] = pd.NA
+    wave = pd.array(np.where(tied, ck_wave[slot] if len(ck_ids) else 0, 0), dtype="Int64")
+    wave[~tied] = pd.NA
 
     discharge = people["discharge_day"].to_numpy(dtype="int64")[where]
     frame = pd.DataFrame(
         {
             "pid": pd.array(pid, dtype="string[pyarrow]").take(where),
-            "wave": pd.array(
-                waves.reindex(
-                    messages["checkin_id"].to_numpy(dtype="float64", na_value=np.nan)
-                ).to_numpy(dtype="float64"),
-                dtype="Int64",
-            ),
+            "wave": wave,
             "direction": messages["direction"].array,
             "purpose": messages["purpose"].array,
             "question_key": messages["question_key"].array,
