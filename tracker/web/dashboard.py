@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -332,34 +333,36 @@ def _alert_for(session: Session, alert_id: int, user: Principal) -> Alert:
     return alert
 
 
-@router.post("/alerts/{alert_id}/acknowledge", dependencies=[CSRF])
-def acknowledge_alert(
-    request: Request, alert_id: int, note: str = Form(""), user: Principal = IDENTIFIABLE
-) -> Response:
+def _act_on_alert(
+    request: Request, alert_id: int, user: Principal, act: Callable[..., object], **kwargs: Any
+) -> Response | None:
+    """Run one alert action for `user`; returns an error page, or None when it was done."""
     app = tracker_app(request)
     with app.sessions() as session:
         alert = _alert_for(session, alert_id, user)
         try:
-            alert_actions.acknowledge(session, alert, now=_now(app), actor=user.actor, note=note)
+            act(session, alert, now=_now(app), actor=user.actor, **kwargs)
         except DomainError as exc:
-            return render(request, "error.html", {"title": "Not done", "message": str(exc)}, 409)
+            status = 409 if act is alert_actions.acknowledge else 422
+            return render(request, "error.html", {"title": "Not done", "message": str(exc)}, status)
         session.commit()
-    return RedirectResponse(f"/alerts?done=acknowledged+{alert_id}", status_code=303)
+    return None
+
+
+@router.post("/alerts/{alert_id}/acknowledge", dependencies=[CSRF])
+def acknowledge_alert(
+    request: Request, alert_id: int, note: str = Form(""), user: Principal = IDENTIFIABLE
+) -> Response:
+    failed = _act_on_alert(request, alert_id, user, alert_actions.acknowledge, note=note)
+    return failed or RedirectResponse(f"/alerts?done=acknowledged+{alert_id}", status_code=303)
 
 
 @router.post("/alerts/{alert_id}/resolve", dependencies=[CSRF])
 def resolve_alert(
     request: Request, alert_id: int, note: str = Form(""), user: Principal = IDENTIFIABLE
 ) -> Response:
-    app = tracker_app(request)
-    with app.sessions() as session:
-        alert = _alert_for(session, alert_id, user)
-        try:
-            alert_actions.resolve(session, alert, now=_now(app), actor=user.actor, note=note)
-        except DomainError as exc:
-            return render(request, "error.html", {"title": "Not done", "message": str(exc)}, 422)
-        session.commit()
-    return RedirectResponse(f"/alerts?done=resolved+{alert_id}", status_code=303)
+    failed = _act_on_alert(request, alert_id, user, alert_actions.resolve, note=note)
+    return failed or RedirectResponse(f"/alerts?done=resolved+{alert_id}", status_code=303)
 
 
 # --- patient timeline -------------------------------------------------------------------
