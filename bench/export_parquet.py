@@ -80,23 +80,36 @@ def postgres_base() -> str | None:
 class Database:
     """A fresh migrated schema (PostgreSQL) or file (SQLite), dropped on close."""
 
-    def __init__(self, backend: str, workdir: Path) -> None:
+    def __init__(self, backend: str, workdir: Path, keep: str | None = None) -> None:
         from sqlalchemy import create_engine, text
 
         from tracker.db.engine import make_engine, normalise_url
         from tracker.db.migrate import upgrade
 
         self.backend = backend
+        # `keep`: a named schema (PostgreSQL) reused across runs and never dropped.
+        self.keep = keep
+        self.reused = False
         if backend == "sqlite":
             self.path = workdir / f"bench-{uuid.uuid4().hex[:8]}.db"
             self.url = f"sqlite:///{self.path}"
         else:
             base = postgres_base()
             assert base is not None
-            self.schema = "bench_" + uuid.uuid4().hex[:10]
+            self.schema = keep or "bench_" + uuid.uuid4().hex[:10]
             self.admin = create_engine(normalise_url(base), isolation_level="AUTOCOMMIT")
             with self.admin.connect() as conn:
-                conn.execute(text(f"CREATE SCHEMA {self.schema}"))
+                found = conn.execute(
+                    text(
+                        "SELECT 1 FROM information_schema.tables WHERE table_schema = :s "
+                        "AND table_name = 'patients'"
+                    ),
+                    {"s": self.schema},
+                ).first()
+                if found and keep:
+                    self.reused = True
+                else:
+                    conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {self.schema}"))
             sep = "&" if "?" in base else "?"
             self.url = f"{base}{sep}options=-csearch_path%3D{self.schema}"
         self.engine = make_engine(self.url)
@@ -110,8 +123,9 @@ class Database:
             for p in self.path.parent.glob(self.path.name + "*"):
                 p.unlink(missing_ok=True)
         else:
-            with self.admin.connect() as conn:
-                conn.execute(text(f"DROP SCHEMA {self.schema} CASCADE"))
+            if not self.keep:
+                with self.admin.connect() as conn:
+                    conn.execute(text(f"DROP SCHEMA {self.schema} CASCADE"))
             self.admin.dispose()
 
 
@@ -408,11 +422,17 @@ def _in_child(target: Any, *args: Any) -> dict[str, Any]:
     return result
 
 
-def measure(n: int, runs: int, backend: str, workdir: Path) -> dict[str, Any]:
-    db = Database(backend, workdir)
+def measure(
+    n: int, runs: int, backend: str, workdir: Path, keep: str | None = None
+) -> dict[str, Any]:
+    db = Database(backend, workdir, keep=f"{keep}_{n}" if keep else None)
     try:
         started = time.perf_counter()
-        counts = seed(db, n)
+        counts = _counts(db) if db.reused else {}
+        if counts.get("patients"):
+            print(f"   reusing schema {db.schema}: {counts}", flush=True)
+        else:
+            counts = seed(db, n)
         seed_seconds = time.perf_counter() - started
         print(f"   seeded {n:,} patients in {seed_seconds:.1f} s: {counts}", flush=True)
         exports, bares = [], []
@@ -456,6 +476,14 @@ def measure(n: int, runs: int, backend: str, workdir: Path) -> dict[str, Any]:
         "goal_seconds": GOAL_SECONDS if n >= 1_000_000 else None,
         "goal_met": (export_s < GOAL_SECONDS) if n >= 1_000_000 else None,
     }
+
+
+def _counts(db: Database) -> dict[str, int]:
+    from sqlalchemy import text
+
+    names = ["patients", "episodes", "checkins", "answers", "messages"]
+    with db.engine.connect() as conn:
+        return {t: int(conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in names}
 
 
 def _merge_previous(results: list[dict[str, Any]], backend: str) -> list[dict[str, Any]]:
@@ -523,6 +551,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--backend", choices=["auto", "postgresql", "sqlite"], default="auto")
+    parser.add_argument(
+        "--keep-schema",
+        metavar="PREFIX",
+        help="PostgreSQL: seed into schema PREFIX_<size> and keep it; a later run with the same "
+        "PREFIX reuses it without seeding (drop it yourself when done)",
+    )
     args = parser.parse_args(argv if argv is not None else [])
     backend = args.backend
     if backend == "auto":
@@ -532,7 +566,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         for n in sizes:
             print(f"-- {n:,} patients on {backend}", flush=True)
-            results.append(measure(n, args.runs, backend, Path(tmp)))
+            results.append(measure(n, args.runs, backend, Path(tmp), args.keep_schema))
     machine = {"cpus": os.cpu_count(), "backend": backend, "python": sys.version.split()[0]}
     write_results(results, machine)
     print((RESULTS / "export_parquet.md").read_text("utf-8"))

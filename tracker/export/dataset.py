@@ -12,13 +12,17 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from surveys.catalogue import build_survey
 from surveys.model import Survey
@@ -34,7 +38,7 @@ from tracker.export.codebook import (
     extra_question_keys,
     outcome_columns,
 )
-from tracker.export.fetch import epoch_days, epoch_seconds, fetch_table
+from tracker.export.fetch import epoch_days, epoch_seconds, fetch_table, is_postgres
 
 PID_LENGTH = 16  # hex digits, as tracker.privacy.Crypto.pseudonym
 FOLLOW_UP_WAVES = (6, 12)
@@ -110,9 +114,20 @@ def build_dataset(
     tz = ZoneInfo(zone)
 
     lap = _Stopwatch(timings)
-    people = fetch_table(conn, *_people_sql(conn, keys))
-    lap("query_people")
+    # Three independent reads. On PostgreSQL the answers run on a second connection that
+    # shares this transaction's snapshot (pg_export_snapshot), so the database uses two
+    # cores and both connections see the same data.
+    with _Parallel(conn) as side:
+        answers_future = side.submit(lambda c: fetch_table(c, *_answers_sql(c, keys)))
+        people = fetch_table(conn, *_people_sql(conn))
+        lap("query_people")
+        messages_table = fetch_table(conn, *_messages_sql(conn, include_free_text))
+        lap("query_messages")
+        answers = answers_future.result()
+        lap("query_answers")
     people = _index_episodes(people.to_pandas(types_mapper=_pandas_types))
+    people = _pivot_answers(people, answers, keys)
+    lap("pivot_answers")
     pid = pseudonyms(study_key, people["patient_ref"])
     lap("pseudonyms")
 
@@ -122,9 +137,7 @@ def build_dataset(
     lap("outcomes")
 
     c_cols = contact_columns(include_free_text=include_free_text)
-    messages = fetch_table(conn, *_messages_sql(conn, include_free_text))
-    lap("query_messages")
-    messages = messages.to_pandas(types_mapper=_pandas_types)
+    messages = messages_table.to_pandas(types_mapper=_pandas_types)
     contacts = _contacts(messages, people, pid, tz, include_free_text)
     contacts = contacts[[c.name for c in c_cols]]
     lap("contacts")
@@ -158,14 +171,57 @@ def _included(alias: str = "p") -> str:
     )
 
 
-def _people_sql(conn: Connection, keys: list[str]) -> tuple[str, dict[str, pa.DataType]]:
+class _Parallel:
+    """Run reads beside `conn`: on PostgreSQL in a thread on a second connection that imports
+    `conn`'s snapshot (so both see exactly the same rows); elsewhere inline on `conn`."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.side: Connection | None = None
+        self.pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> _Parallel:
+        if is_postgres(self.conn):
+            snapshot = self.conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+            side = self.conn.engine.connect().execution_options(isolation_level="REPEATABLE READ")
+            try:
+                side.begin()
+                side.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            except BaseException:
+                side.close()
+                raise
+            self.side = side
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="export-read")
+        return self
+
+    def submit(self, read: Callable[[Connection], Any]) -> Future[Any]:
+        if self.pool is None or self.side is None:
+            done: Future[Any] = Future()
+            try:
+                done.set_result(read(self.conn))
+            except Exception as error:  # noqa: BLE001 - re-raised by .result()
+                done.set_exception(error)
+            return done
+        return self.pool.submit(read, self.side)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+        if self.side is not None:
+            self.side.rollback()  # read-only: nothing to keep
+            self.side.close()
+
+
+def _people_sql(conn: Connection) -> tuple[str, dict[str, pa.DataType]]:
     """One row per episode of an exported patient: the patient, the episode and, side by side,
-    each follow-up wave's check-in with its answers pivoted by conditional aggregation in a
-    single GROUP BY over check-ins and answers (one pass, hash joins, a lean transfer)."""
+    each follow-up wave's check-in (a GROUP BY over check-ins only; answers come separately)."""
     days = lambda c: epoch_days(conn, c)  # noqa: E731
     baseline = ", ".join(f"e.baseline_{k}" for k in OUTCOME_QUESTION_KEYS[:6])
-    bad = ", ".join(f"'{o}'" for o in ANSWER_OUTCOMES_COUNTED_INVALID)
-    parsed = f"a.outcome = '{AnswerOutcome.PARSED.value}' AND a.answered_at <= c.window_closes_at"
     aggregates = []
     outer = []
     i64, s = pa.int64(), pa.string()
@@ -191,35 +247,20 @@ def _people_sql(conn: Connection, keys: list[str]) -> tuple[str, dict[str, pa.Da
             f"MAX(CASE WHEN {on} THEN c.state END) AS {c}_state",
             f"MAX(CASE WHEN {on} THEN c.target_date END) AS {c}_target",
             f"MAX(CASE WHEN {on} AND c.opened_at IS NOT NULL THEN 1 ELSE 0 END) AS {c}_opened",
-            f"MIN(CASE WHEN {on} AND {parsed} THEN a.answered_at END) AS {c}_first_at",
-            f"SUM(CASE WHEN {on} AND a.outcome IN ({bad}) THEN 1 ELSE 0 END) AS {c}_invalid",
-            *[
-                f"MAX(CASE WHEN {on} AND {parsed} AND a.question_key = '{k}' THEN a.value END)"
-                f" AS {c}_a{i}"
-                for i, k in enumerate(keys)
-            ],
         ]
-        outer.append(
-            f"ck.{c}_id, ck.{c}_state, {days(f'ck.{c}_target')}, ck.{c}_opened, "
-            f"{epoch_seconds(conn, f'ck.{c}_first_at')}, ck.{c}_invalid, "
-            + ", ".join(f"ck.{c}_a{i}" for i in range(len(keys)))
-        )
+        outer.append(f"ck.{c}_id, ck.{c}_state, {days(f'ck.{c}_target')}, ck.{c}_opened")
         schema.update(
             {
                 f"{c}_id": i64,
                 f"{c}_state": s,
                 f"{c}_target_day": i64,
                 f"{c}_opened": i64,
-                f"{c}_first_at": i64,
-                f"{c}_invalid": i64,
-                **{f"{c}_{k}": i64 for k in keys},
             }
         )
     waves = ", ".join(str(w) for w in FOLLOW_UP_WAVES)
     checkins = (
         f"SELECT c.episode_id, {', '.join(aggregates)} FROM checkins c "
-        f"LEFT JOIN answers a ON a.checkin_id = c.id WHERE c.wave IN ({waves}) "
-        "GROUP BY c.episode_id"
+        f"WHERE c.wave IN ({waves}) GROUP BY c.episode_id"
     )
     sql = (
         "SELECT p.id, p.patient_ref, p.birth_year, p.gender, p.imd_quintile, e.id, e.site, "
@@ -229,6 +270,73 @@ def _people_sql(conn: Connection, keys: list[str]) -> tuple[str, dict[str, pa.Da
         f"ON ck.episode_id = e.id WHERE {_included()}"
     )
     return sql, schema
+
+
+_PARSED_IN_WINDOW = 1
+_INVALID = 2
+
+
+def _answers_sql(conn: Connection, keys: list[str]) -> tuple[str, dict[str, pa.DataType]]:
+    """Every answer to a follow-up check-in as small integers: check-in id, question (index
+    into `keys`, -1 for others), value, kind (1 parsed inside the response window, 2 counted
+    invalid, 0 otherwise) and when (seconds since the epoch). The pivot is done in numpy."""
+    key_code = " ".join(f"WHEN '{k}' THEN {i}" for i, k in enumerate(keys))
+    bad = ", ".join(f"'{o}'" for o in ANSWER_OUTCOMES_COUNTED_INVALID)
+    parsed = f"a.outcome = '{AnswerOutcome.PARSED.value}' AND a.answered_at <= c.window_closes_at"
+    waves = ", ".join(str(w) for w in FOLLOW_UP_WAVES)
+    sql = (
+        f"SELECT a.checkin_id, CASE a.question_key {key_code} ELSE -1 END, a.value, "
+        f"CASE WHEN {parsed} THEN {_PARSED_IN_WINDOW} WHEN a.outcome IN ({bad}) THEN {_INVALID} "
+        f"ELSE 0 END, {epoch_seconds(conn, 'a.answered_at')} "
+        f"FROM answers a JOIN checkins c ON c.id = a.checkin_id WHERE c.wave IN ({waves})"
+    )
+    i64 = pa.int64()
+    return sql, {"checkin_id": i64, "key": i64, "value": i64, "kind": i64, "at": i64}
+
+
+def _pivot_answers(people: pd.DataFrame, answers: pa.Table, keys: list[str]) -> pd.DataFrame:
+    """Add, per follow-up wave, each question's answer (the largest value parsed inside the
+    window), the first such answer's instant and the count of invalid answers."""
+    n = len(people)
+    ck_ids = np.concatenate(
+        [people[f"c{w}_id"].to_numpy("int64", na_value=-1) for w in FOLLOW_UP_WAVES]
+    )
+    exists = np.flatnonzero(ck_ids >= 0)
+    sort = exists[np.argsort(ck_ids[exists], kind="stable")]
+    pos, found = _locate(ck_ids[sort], answers["checkin_id"].to_numpy(zero_copy_only=False))
+    slot = sort[pos] if len(sort) else pos  # wave_index * n + row
+    kind = answers["kind"].to_numpy(zero_copy_only=False)
+    at = answers["at"].to_numpy(zero_copy_only=False)
+    key = answers["key"].to_numpy(zero_copy_only=False)
+    value_col = answers["value"]
+    has_value = ~np.asarray(value_col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    value = value_col.fill_null(0).to_numpy(zero_copy_only=False)
+
+    parsed = found & (kind == _PARSED_IN_WINDOW)
+    invalid = np.bincount(slot[found & (kind == _INVALID)], minlength=2 * n)
+    none = np.iinfo(np.int64).max
+    first = np.full(len(ck_ids), none, dtype="int64")
+    np.minimum.at(first, slot[parsed], at[parsed])
+    columns: dict[str, Any] = {}
+    best: dict[str, np.ndarray] = {}
+    for i, k in enumerate(keys):
+        pick = parsed & has_value & (key == i)
+        top = np.full(len(ck_ids), np.iinfo(np.int64).min, dtype="int64")
+        np.maximum.at(top, slot[pick], value[pick])
+        best[k] = top
+    for j, w in enumerate(FOLLOW_UP_WAVES):
+        part = slice(j * n, (j + 1) * n)
+        f = first[part]
+        columns[f"c{w}_first_at"] = pd.array(np.where(f == none, 0, f), dtype="Int64")
+        columns[f"c{w}_first_at"][f == none] = pd.NA
+        columns[f"c{w}_invalid"] = pd.array(invalid[part], dtype="Int64")
+        for k in keys:
+            v = best[k][part]
+            missing = v == np.iinfo(np.int64).min
+            col = pd.array(np.where(missing, 0, v), dtype="Int64")
+            col[missing] = pd.NA
+            columns[f"c{w}_{k}"] = col
+    return pd.concat([people, pd.DataFrame(columns, index=people.index)], axis=1)
 
 
 def _index_episodes(frame: pd.DataFrame) -> pd.DataFrame:
