@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Connection, Insert, insert, select, update
+from sqlalchemy import Connection, Insert, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from surveys import ServiceTexts, Survey, build_survey, load_service_texts
@@ -42,6 +41,7 @@ from tracker import conversation
 from tracker.app import App
 from tracker.config import Settings
 from tracker.db.tables import Answer, CheckIn, Episode, Message, Patient
+from tracker.db.types import UTCDateTime
 from tracker.domain import (
     CheckInState,
     ContactState,
@@ -207,7 +207,20 @@ def _store_raw(
     try:
         # Same MessageSid already stored (a replay or a concurrent copy): no new row. On
         # PostgreSQL a concurrent uncommitted copy is waited for, never raced.
-        inserted = conn.scalar(_insert_new(conn)(values).returning(Message.id))
+        if autocommit:
+            inserted = conn.execute(
+                _PG_STORE_RAW,
+                {
+                    "phone_index": index,
+                    "phone_ciphertext": values["phone_ciphertext"],
+                    "body": body,
+                    "media_count": media_count,
+                    "provider_sid": sms.provider_sid,
+                    "now": now,
+                },
+            ).scalar()
+        else:
+            inserted = conn.scalar(_insert_new(conn)(values).returning(Message.id))
         if inserted is not None:
             conn.commit()
             return _Raw(inserted, body, media_count, MessageStatus.PENDING), False
@@ -234,6 +247,90 @@ class _Raw:
     status: str
 
 
+# --- PostgreSQL hot path: fixed-shape statements -----------------------------------------
+#
+# Every reply runs the same few statements. Written once as text() with bound parameters (and
+# arrays for the variable parts), each is compiled by SQLAlchemy once per process and, after
+# a few uses, prepared by psycopg on each connection: no per-request statement building or
+# compiling. The ORM path below stays for SQLite and for the rarer routes (STOP, alerts,
+# unknown senders), which write the same rows.
+
+_NOW = bindparam("now", type_=UTCDateTime())
+
+_PG_STORE_RAW = text(
+    "INSERT INTO messages (direction, phone_index, phone_ciphertext, purpose, body,"
+    " media_count, segments, provider_sid, status, status_rank, attempt, late, created_at,"
+    " status_updated_at)"
+    f" VALUES ('{Direction.INBOUND.value}', :phone_index, :phone_ciphertext, 'reply', :body,"
+    f" :media_count, 1, :provider_sid, '{MessageStatus.PENDING.value}',"
+    f" {status_rank(MessageStatus.PENDING)}, 1, false, :now, :now)"
+    " ON CONFLICT (provider_sid) DO NOTHING RETURNING id"
+).bindparams(_NOW)
+
+# The sender's open check-in and its patient, both rows locked (see `_find_patient`).
+_PG_FIND_OPEN = text(
+    "SELECT p.id AS patient_id, p.contact_state, c.id AS checkin_id, c.state,"
+    " c.question_index, c.clarifications, c.window_closes_at"
+    " FROM patients p JOIN episodes e ON e.patient_id = p.id"
+    " JOIN checkins c ON c.episode_id = e.id"
+    f" WHERE p.phone_index = :index AND p.erased_at IS NULL AND c.state = '{CheckInState.OPEN.value}'"
+    " ORDER BY c.opened_at DESC, c.id DESC LIMIT 1"
+    " FOR UPDATE OF p, c"
+).columns(window_closes_at=UTCDateTime())
+
+# `_claim` with its links: NULL / false leave a link as it is.
+_PG_CLAIM = text(
+    f"UPDATE messages SET status = '{MessageStatus.RECEIVED.value}',"
+    f" status_rank = {status_rank(MessageStatus.RECEIVED)}, status_updated_at = :now,"
+    " patient_id = COALESCE(CAST(:patient_id AS bigint), patient_id),"
+    " checkin_id = COALESCE(CAST(:checkin_id AS bigint), checkin_id),"
+    " late = (late OR CAST(:late AS boolean))"
+    f" WHERE id = :id AND status = '{MessageStatus.PENDING.value}'"
+).bindparams(_NOW)
+
+# `_write_answer`: answers, the check-in's new position and the outbox rows in one statement.
+_PG_WRITE_ANSWER = text(
+    "WITH a AS ("
+    " INSERT INTO answers (checkin_id, message_id, question_key, raw_text, value, outcome,"
+    " answered_at)"
+    " SELECT :checkin_id, :message_id, t.k, :raw_text, t.v, t.o, :now"
+    " FROM unnest(CAST(:a_keys AS text[]), CAST(:a_values AS integer[]),"
+    " CAST(:a_outcomes AS text[])) WITH ORDINALITY AS t(k, v, o, n) ORDER BY t.n"
+    "), c AS ("
+    " UPDATE checkins SET last_activity_at = :now, updated_at = :now,"
+    " question_index = COALESCE(CAST(:question_index AS integer), question_index),"
+    " clarifications = COALESCE(CAST(:clarifications AS integer), clarifications),"
+    " state = COALESCE(CAST(:new_state AS text), state),"
+    " closed_at = CASE WHEN CAST(:completed AS boolean) THEN :now ELSE closed_at END,"
+    " next_reminder_at = CASE WHEN CAST(:completed AS boolean) THEN NULL"
+    " ELSE next_reminder_at END"
+    " WHERE id = :checkin_id AND CAST(:advance AS boolean)"
+    ")"
+    " INSERT INTO messages (direction, patient_id, checkin_id, purpose, question_key, body,"
+    " media_count, segments, status, status_rank, attempt, late, created_at)"
+    f" SELECT '{Direction.OUTBOUND.value}', :patient_id, r.cid, r.purpose, r.qk, r.body, 0,"
+    f" r.seg, '{MessageStatus.PENDING.value}', {status_rank(MessageStatus.PENDING)}, 1, false,"
+    " :now"
+    " FROM unnest(CAST(:r_checkin AS bigint[]), CAST(:r_purpose AS text[]),"
+    " CAST(:r_qk AS text[]), CAST(:r_body AS text[]), CAST(:r_seg AS integer[]))"
+    " WITH ORDINALITY AS r(cid, purpose, qk, body, seg, n) ORDER BY r.n"
+    " RETURNING id"
+).bindparams(_NOW)
+
+
+@dataclass(frozen=True)
+class _OpenCheckIn:
+    """What the usual reply needs of the sender's patient and open check-in (no ORM objects)."""
+
+    patient_id: int
+    contact_state: str
+    checkin_id: int
+    state: str
+    question_index: int
+    clarifications: int
+    window_closes_at: datetime
+
+
 def _claim(session: Session, message_id: int, now: datetime, links: dict[str, object]) -> bool:
     """Mark the raw text as interpreted (with its links); False if another copy got there first.
 
@@ -254,24 +351,33 @@ def _claim(session: Session, message_id: int, now: datetime, links: dict[str, ob
     return claimed.rowcount == 1
 
 
-def _find_patient(session: Session, index: str) -> tuple[Patient | None, CheckIn | None]:
-    """The sender's patient and the check-in a reply belongs to (one conversation per number)."""
+def _find_patient(
+    session: Session, index: str, *, try_open: bool = True
+) -> tuple[Patient | None, CheckIn | None]:
+    """The sender's patient and the check-in a reply belongs to (one conversation per number).
+
+    `try_open=False`: the caller has already looked for an open check-in (`_find_open`).
+    """
     # Usual case, one round trip: the open check-in and its patient, both rows locked. Texts
     # from one number serialise on that patient row (the general path below locks it too).
     # If the row changed while we waited for the lock (no longer open), fall through.
-    found = session.execute(
-        select(Patient, CheckIn)
-        .join(Episode, Episode.patient_id == Patient.id)
-        .join(CheckIn, CheckIn.episode_id == Episode.id)
-        .where(
-            Patient.phone_index == index,
-            Patient.erased_at.is_(None),
-            CheckIn.state == CheckInState.OPEN,
-        )
-        .order_by(CheckIn.opened_at.desc(), CheckIn.id.desc())
-        .limit(1)
-        .with_for_update(of=[Patient, CheckIn])
-    ).first()
+    found = (
+        None
+        if not try_open
+        else session.execute(
+            select(Patient, CheckIn)
+            .join(Episode, Episode.patient_id == Patient.id)
+            .join(CheckIn, CheckIn.episode_id == Episode.id)
+            .where(
+                Patient.phone_index == index,
+                Patient.erased_at.is_(None),
+                CheckIn.state == CheckInState.OPEN,
+            )
+            .order_by(CheckIn.opened_at.desc(), CheckIn.id.desc())
+            .limit(1)
+            .with_for_update(of=[Patient, CheckIn])
+        ).first()
+    )
     if found is not None:
         return found[0], found[1]
     # Locking the sender's patient rows serialises texts from one number (STOP racing an
@@ -323,37 +429,69 @@ def _interpret(
     # SQLite: a transaction that reads before it writes cannot wait for the write lock (it
     # fails "database is locked" at once), so there the claim comes first, as its own
     # statement. PostgreSQL: read and lock, decide, then claim with the links in one UPDATE.
-    claim_first = session.get_bind().dialect.name == "sqlite"
+    postgres = session.get_bind().dialect.name == "postgresql"
     with session.begin():
-        if claim_first and not _claim(session, message.id, now, {}):
+        if not postgres and not _claim(session, message.id, now, {}):
             return None
         # Nothing but the claim is written before the sender is known and the text decided.
-        patient, checkin = _find_patient(session, index)
+        # PostgreSQL, usual case: the open check-in and its patient as plain values.
+        found = _find_open(session.connection(), index) if postgres else None
+        patient: Patient | None = None
+        checkin: CheckIn | None = None
+        if found is None:
+            patient, checkin = _find_patient(session, index, try_open=not postgres)
         state = None
-        if checkin is not None:
+        if found is not None:
             state = conversation.Conversation(
-                question_index=checkin.question_index,
-                clarifications=checkin.clarifications,
-                window_closes_at=checkin.window_closes_at,
-                open=checkin.state == CheckInState.OPEN,
+                question_index=found.question_index,
+                clarifications=found.clarifications,
+                window_closes_at=found.window_closes_at,
+                open=found.state == CheckInState.OPEN,
             )
+            contact_state: str | None = found.contact_state
+        else:
+            if checkin is not None:
+                state = conversation.Conversation(
+                    question_index=checkin.question_index,
+                    clarifications=checkin.clarifications,
+                    window_closes_at=checkin.window_closes_at,
+                    open=checkin.state == CheckInState.OPEN,
+                )
+            contact_state = patient.contact_state if patient is not None else None
         outcome = conversation.interpret(
             body=message.body,
             media_count=message.media_count,
             now=now,
-            contact_state=patient.contact_state if patient is not None else None,
+            contact_state=contact_state,
             conversation=state,
             survey=survey,
             texts=texts,
         )
+        plain = outcome.contact_change is None and not outcome.alerts
+        if found is not None and not plain:
+            # A rarer route (STOP, an alert): the ORM path below (rows already locked).
+            patient = session.get(Patient, found.patient_id)
+            checkin = session.get(CheckIn, found.checkin_id)
+            found = None
+        if found is not None:
+            ids: tuple[int, int, str] | None = (found.patient_id, found.checkin_id, found.state)
+        elif postgres and plain and patient is not None and checkin is not None:
+            ids = (patient.id, checkin.id, checkin.state)
+        else:
+            ids = None
         links: dict[str, object] = {}
-        if patient is not None:
+        if ids is not None:
+            links["patient_id"] = ids[0]
+        elif patient is not None:
             links["patient_id"] = patient.id
-        if checkin is not None and outcome.route in _CHECKIN_ROUTES:
-            links["checkin_id"] = checkin.id
+        if outcome.route in _CHECKIN_ROUTES:
+            if ids is not None:
+                links["checkin_id"] = ids[1]
+            elif checkin is not None:
+                links["checkin_id"] = checkin.id
         if outcome.late:
             links["late"] = True
-        if claim_first:
+        if not postgres:
             if links:
                 session.execute(
                     update(Message)
@@ -361,11 +499,10 @@ def _interpret(
                     .values(**links)
                     .execution_options(synchronize_session=False)
                 )
-        elif not _claim(session, message.id, now, links):
+        elif not _claim_pg(session.connection(), message.id, now, links):
             return None
-        if _plain_answer(session, outcome, patient, checkin):
-            assert patient is not None and checkin is not None
-            queued = _write_answer(session, outcome, message, patient, checkin, now)
+        if ids is not None:
+            queued = _write_answer(session.connection(), outcome, message, *ids, now)
         else:
             _apply(app, session, outcome, message, patient, checkin, number, index, now)
             messages = _queue_replies(session, outcome, patient, checkin, number, index, now, app)
@@ -384,90 +521,80 @@ def _interpret(
     return result
 
 
-def _plain_answer(
-    session: Session,
-    outcome: conversation.Outcome,
-    patient: Patient | None,
-    checkin: CheckIn | None,
-) -> bool:
-    """The common case on PostgreSQL: a patient's text about a check-in, nothing else to do."""
-    return (
-        session.get_bind().dialect.name == "postgresql"
-        and patient is not None
-        and checkin is not None
-        and outcome.contact_change is None
-        and not outcome.alerts
+def _find_open(conn: Connection, index: str) -> _OpenCheckIn | None:
+    """PostgreSQL: the sender's open check-in and its patient, both rows locked, or None."""
+    row = conn.execute(_PG_FIND_OPEN, {"index": index}).first()
+    return _OpenCheckIn(*row) if row is not None else None
+
+
+def _claim_pg(conn: Connection, message_id: int, now: datetime, links: dict[str, object]) -> bool:
+    """`_claim` on PostgreSQL as one fixed-shape UPDATE."""
+    claimed = conn.execute(
+        _PG_CLAIM,
+        {
+            "id": message_id,
+            "now": now,
+            "patient_id": links.get("patient_id"),
+            "checkin_id": links.get("checkin_id"),
+            "late": bool(links.get("late", False)),
+        },
     )
+    return claimed.rowcount == 1
 
 
 def _write_answer(
-    session: Session,
+    conn: Connection,
     outcome: conversation.Outcome,
     message: _Raw,
-    patient: Patient,
-    checkin: CheckIn,
+    patient_id: int,
+    checkin_id: int,
+    checkin_state: str,
     now: datetime,
 ) -> list[tuple[int, str]]:
-    """`_apply` + `_queue_replies` for `_plain_answer`: the same rows, in one statement.
+    """`_apply` + `_queue_replies` for a plain answer on PostgreSQL: the same rows, one statement.
 
     The answers, the check-in's new position and the outbox rows are written by one
     INSERT ... RETURNING with the other two as data-modifying CTEs (one round trip instead
-    of three); the ORM objects are not touched.
+    of three), always the same statement (arrays for the variable parts); the ORM objects
+    are not touched.
     """
-    statements: list[Any] = []
-    if outcome.answers:
-        statements.append(
-            insert(Answer).values(
-                [
-                    {
-                        "checkin_id": checkin.id,
-                        "message_id": message.id,
-                        "question_key": record.question_key,
-                        "raw_text": message.body,
-                        "value": record.value,
-                        "outcome": record.outcome,
-                        "answered_at": now,
-                    }
-                    for record in outcome.answers
-                ]
-            )
+    advance = checkin_state == CheckInState.OPEN and not outcome.late
+    new_state = None
+    if advance and outcome.completed:
+        new_state = str(check_transition(checkin_state, CheckInState.COMPLETED))
+    replies = outcome.replies
+    ids = (
+        conn.execute(
+            _PG_WRITE_ANSWER,
+            {
+                "checkin_id": checkin_id,
+                "message_id": message.id,
+                "raw_text": message.body,
+                "now": now,
+                "a_keys": [record.question_key for record in outcome.answers],
+                "a_values": [record.value for record in outcome.answers],
+                "a_outcomes": [str(record.outcome) for record in outcome.answers],
+                "question_index": outcome.question_index if advance else None,
+                "clarifications": outcome.clarifications if advance else None,
+                "new_state": new_state,
+                "completed": new_state is not None,
+                "advance": advance,
+                "patient_id": patient_id,
+                "r_checkin": [
+                    checkin_id if reply.purpose in _CONVERSATION_PURPOSES else None
+                    for reply in replies
+                ],
+                "r_purpose": [str(reply.purpose) for reply in replies],
+                "r_qk": [reply.question_key for reply in replies],
+                "r_body": [reply.body for reply in replies],
+                "r_seg": [outbox.gsm_segments(reply.body) for reply in replies],
+            },
         )
-    if checkin.state == CheckInState.OPEN and not outcome.late:
-        changes: dict[str, object] = {"last_activity_at": now, "updated_at": now}
-        if outcome.question_index is not None:
-            changes["question_index"] = outcome.question_index
-        if outcome.clarifications is not None:
-            changes["clarifications"] = outcome.clarifications
-        if outcome.completed:
-            changes["state"] = check_transition(checkin.state, CheckInState.COMPLETED)
-            changes["closed_at"] = now
-            changes["next_reminder_at"] = None  # a completed check-in sends no reminders
-        statements.append(update(CheckIn).where(CheckIn.id == checkin.id).values(changes))
-    rows = [
-        outbox.outbox_row(
-            now=now,
-            body=reply.body,
-            purpose=reply.purpose,
-            patient_id=patient.id,
-            checkin_id=checkin.id if reply.purpose in _CONVERSATION_PURPOSES else None,
-            question_key=reply.question_key,
-        )
-        for reply in outcome.replies
-    ]
-    if rows:
-        statements.append(insert(Message).values(rows).returning(Message.id))
-    if not statements:
-        return []
-    main = statements.pop()
-    for number, statement in enumerate(statements):
-        main = main.add_cte(statement.cte(f"w{number}"))
-    conn = session.connection()
-    if not rows:
-        conn.execute(main)
-        return []
-    # Ids come from the sequence in VALUES order: sorted, they match the replies' order.
-    ids = sorted(conn.scalars(main).all())
-    return list(zip(ids, (reply.body for reply in outcome.replies), strict=True))
+        .scalars()
+        .all()
+    )
+    # Ids come from the sequence in row order: sorted, they match the replies' order.
+    return list(zip(sorted(ids), (reply.body for reply in replies), strict=True))
 
 
 _CHECKIN_ROUTES = {

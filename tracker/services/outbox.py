@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Connection, case, func, literal, select, update
+from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from tracker.app import App
 from tracker.db.tables import CheckIn, Message, Patient
+from tracker.db.types import UTCDateTime
 from tracker.domain import (
     TERMINAL_CHECKIN_STATES,
     AlertKind,
@@ -159,7 +160,7 @@ def deliver_now(app: App, sms: OutboundSms) -> Delivery:
     transaction, then one UPDATE to record the result.
     """
     with _autocommit(app) as conn:
-        status = conn.scalar(select(Message.status).where(Message.id == sms.message_id))
+        status = conn.execute(_STATUS_OF, {"id": sms.message_id}).scalar()
         conn.commit()
     if status != MessageStatus.PENDING:
         return _not_pending(sms.message_id, status)
@@ -190,25 +191,32 @@ def _autocommit(app: App) -> Iterator[Connection]:
         yield conn
 
 
+# Fixed-shape statements for the per-reply path: compiled once per process, then prepared by
+# the driver (no statement building per text).
+_STATUS_OF = text("SELECT status FROM messages WHERE id = :id")
+
+# `record_send_result` as one conditional UPDATE (SET sees the row as it was): a status
+# callback that came first (higher rank) is never undone.
+_RECORD_SENT = text(
+    "UPDATE messages SET provider_sid = :sid, sent_at = COALESCE(sent_at, :now),"
+    " status = CASE WHEN status_rank < :rank THEN :status ELSE status END,"
+    " status_updated_at = CASE WHEN status_rank < :rank THEN :now ELSE status_updated_at END,"
+    " status_rank = CASE WHEN status_rank < :rank THEN :rank ELSE status_rank END"
+    " WHERE id = :id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
 def _record_sent(app: App, message_id: int, result: SendResult) -> None:
     """`record_send_result` as one conditional UPDATE (the row lock is the UPDATE's own)."""
-    now = app.clock.now()
-    rank = status_rank(result.status)
-    higher = Message.status_rank < rank
-    when = literal(now, Message.status_updated_at.type)
+    params = {
+        "id": message_id,
+        "sid": result.provider_sid,
+        "now": app.clock.now(),
+        "rank": status_rank(result.status),
+        "status": str(result.status),
+    }
     with _autocommit(app) as conn:
-        conn.execute(
-            update(Message)
-            .where(Message.id == message_id)
-            .values(
-                provider_sid=result.provider_sid,
-                sent_at=func.coalesce(Message.sent_at, when),
-                # A status callback that came first (higher rank) is never undone.
-                status=case((higher, result.status), else_=Message.status),
-                status_rank=case((higher, rank), else_=Message.status_rank),
-                status_updated_at=case((higher, when), else_=Message.status_updated_at),
-            )
-        )
+        conn.execute(_RECORD_SENT, params)
         conn.commit()
 
 
