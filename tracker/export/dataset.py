@@ -117,19 +117,26 @@ def build_dataset(
     # Three independent reads. On PostgreSQL the answers run on a second connection that
     # shares this transaction's snapshot (pg_export_snapshot), so the database uses two
     # cores and both connections see the same data.
-    with _Parallel(conn) as side:
-        answers_future = side.submit(lambda c: fetch_table(c, *_answers_sql(c, keys)))
-        people = fetch_table(conn, *_people_sql(conn))
+    # The pseudonyms (pure Python, holding the GIL) are computed while the texts and answers
+    # are still being read.
+    with _Parallel(conn) as reads:
+        answers_future = reads.submit(lambda c: fetch_table(c, *_answers_sql(c, keys)))
+        people_table = fetch_table(conn, *_people_sql(conn))
         lap("query_people")
-        messages_table = fetch_table(conn, *_messages_sql(conn, include_free_text))
+        messages_future = reads.submit_here(
+            lambda c: fetch_table(c, *_messages_sql(c, include_free_text))
+        )
+        people = _index_episodes(people_table.to_pandas(types_mapper=_pandas_types))
+        del people_table
+        pid = pseudonyms(study_key, people["patient_ref"])
+        lap("pseudonyms")
+        messages_table = messages_future.result()
         lap("query_messages")
         answers = answers_future.result()
         lap("query_answers")
-    people = _index_episodes(people.to_pandas(types_mapper=_pandas_types))
     people = _pivot_answers(people, answers, keys)
+    del answers
     lap("pivot_answers")
-    pid = pseudonyms(study_key, people["patient_ref"])
-    lap("pseudonyms")
 
     o_cols = outcome_columns(survey)
     outcomes, opened = _outcomes(people, pid, keys, tz)
@@ -179,6 +186,7 @@ class _Parallel:
         self.conn = conn
         self.side: Connection | None = None
         self.pool: ThreadPoolExecutor | None = None
+        self.here: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> _Parallel:
         if is_postgres(self.conn):
@@ -192,16 +200,19 @@ class _Parallel:
                 raise
             self.side = side
             self.pool = ThreadPoolExecutor(1, thread_name_prefix="export-read")
+            self.here = ThreadPoolExecutor(1, thread_name_prefix="export-read-main")
         return self
+
+    def submit_here(self, read: Callable[[Connection], Any]) -> Future[Any]:
+        """Run `read(conn)` in a thread (inline when not parallel); leave `conn` alone until
+        its result is taken."""
+        if self.here is None:
+            return _run_now(read, self.conn)
+        return self.here.submit(read, self.conn)
 
     def submit(self, read: Callable[[Connection], Any]) -> Future[Any]:
         if self.pool is None or self.side is None:
-            done: Future[Any] = Future()
-            try:
-                done.set_result(read(self.conn))
-            except Exception as error:  # noqa: BLE001 - re-raised by .result()
-                done.set_exception(error)
-            return done
+            return _run_now(read, self.conn)
         return self.pool.submit(read, self.side)
 
     def __exit__(
@@ -210,11 +221,21 @@ class _Parallel:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
+        for pool in (self.pool, self.here):
+            if pool is not None:
+                pool.shutdown(wait=True)
         if self.side is not None:
             self.side.rollback()  # read-only: nothing to keep
             self.side.close()
+
+
+def _run_now(read: Callable[[Connection], Any], conn: Connection) -> Future[Any]:
+    done: Future[Any] = Future()
+    try:
+        done.set_result(read(conn))
+    except Exception as error:  # noqa: BLE001 - re-raised by .result()
+        done.set_exception(error)
+    return done
 
 
 def _people_sql(conn: Connection) -> tuple[str, dict[str, pa.DataType]]:
