@@ -288,14 +288,26 @@ _PG_CLAIM = text(
     f" WHERE id = :id AND status = '{MessageStatus.PENDING.value}'"
 ).bindparams(_NOW)
 
-# `_write_answer`: answers, the check-in's new position and the outbox rows in one statement.
+# `_claim` + `_write_answer` in one statement: the claim (as `_PG_CLAIM`), then, only if it
+# took the row, the answers, the check-in's new position and the outbox rows. A concurrent
+# copy waits on the message row, finds it no longer `pending` and writes nothing. Result: one
+# row 0 for the claim plus the new outbox ids; no row at all if another copy got there first.
 _PG_WRITE_ANSWER = text(
-    "WITH a AS ("
+    "WITH m AS ("
+    f" UPDATE messages SET status = '{MessageStatus.RECEIVED.value}',"
+    f" status_rank = {status_rank(MessageStatus.RECEIVED)}, status_updated_at = :now,"
+    " patient_id = :patient_id,"
+    " checkin_id = COALESCE(CAST(:m_checkin_id AS bigint), checkin_id),"
+    " late = (late OR CAST(:late AS boolean))"
+    f" WHERE id = :message_id AND status = '{MessageStatus.PENDING.value}'"
+    " RETURNING id"
+    "), a AS ("
     " INSERT INTO answers (checkin_id, message_id, question_key, raw_text, value, outcome,"
     " answered_at)"
     " SELECT :checkin_id, :message_id, t.k, :raw_text, t.v, t.o, :now"
     " FROM unnest(CAST(:a_keys AS text[]), CAST(:a_values AS integer[]),"
-    " CAST(:a_outcomes AS text[])) WITH ORDINALITY AS t(k, v, o, n) ORDER BY t.n"
+    " CAST(:a_outcomes AS text[])) WITH ORDINALITY AS t(k, v, o, n)"
+    " WHERE EXISTS (SELECT 1 FROM m) ORDER BY t.n"
     "), c AS ("
     " UPDATE checkins SET last_activity_at = :now, updated_at = :now,"
     " question_index = COALESCE(CAST(:question_index AS integer), question_index),"
@@ -304,8 +316,8 @@ _PG_WRITE_ANSWER = text(
     " closed_at = CASE WHEN CAST(:completed AS boolean) THEN :now ELSE closed_at END,"
     " next_reminder_at = CASE WHEN CAST(:completed AS boolean) THEN NULL"
     " ELSE next_reminder_at END"
-    " WHERE id = :checkin_id AND CAST(:advance AS boolean)"
-    ")"
+    " WHERE id = :checkin_id AND CAST(:advance AS boolean) AND EXISTS (SELECT 1 FROM m)"
+    "), r AS ("
     " INSERT INTO messages (direction, patient_id, checkin_id, purpose, question_key, body,"
     " media_count, segments, status, status_rank, attempt, late, created_at)"
     f" SELECT '{Direction.OUTBOUND.value}', :patient_id, r.cid, r.purpose, r.qk, r.body, 0,"
@@ -313,8 +325,11 @@ _PG_WRITE_ANSWER = text(
     " :now"
     " FROM unnest(CAST(:r_checkin AS bigint[]), CAST(:r_purpose AS text[]),"
     " CAST(:r_qk AS text[]), CAST(:r_body AS text[]), CAST(:r_seg AS integer[]))"
-    " WITH ORDINALITY AS r(cid, purpose, qk, body, seg, n) ORDER BY r.n"
+    " WITH ORDINALITY AS r(cid, purpose, qk, body, seg, n)"
+    " WHERE EXISTS (SELECT 1 FROM m) ORDER BY r.n"
     " RETURNING id"
+    ")"
+    " SELECT 0 FROM m UNION ALL SELECT id FROM r"
 ).bindparams(_NOW)
 
 
@@ -499,10 +514,12 @@ def _interpret(
                     .values(**links)
                     .execution_options(synchronize_session=False)
                 )
-        elif not _claim_pg(session.connection(), message.id, now, links):
+        elif ids is None and not _claim_pg(session.connection(), message.id, now, links):
             return None
         if ids is not None:
             queued = _write_answer(session.connection(), outcome, message, *ids, now)
+            if queued is None:
+                return None  # another copy claimed the text first
         else:
             _apply(app, session, outcome, message, patient, checkin, number, index, now)
             messages = _queue_replies(session, outcome, patient, checkin, number, index, now, app)
@@ -550,13 +567,13 @@ def _write_answer(
     checkin_id: int,
     checkin_state: str,
     now: datetime,
-) -> list[tuple[int, str]]:
-    """`_apply` + `_queue_replies` for a plain answer on PostgreSQL: the same rows, one statement.
+) -> list[tuple[int, str]] | None:
+    """`_claim` + `_apply` + `_queue_replies` for a plain answer on PostgreSQL, one statement.
 
-    The answers, the check-in's new position and the outbox rows are written by one
-    INSERT ... RETURNING with the other two as data-modifying CTEs (one round trip instead
-    of three), always the same statement (arrays for the variable parts); the ORM objects
-    are not touched.
+    The claim, the answers, the check-in's new position and the outbox rows are written by
+    one statement of data-modifying CTEs (one round trip instead of four), always the same
+    statement (arrays for the variable parts); the ORM objects are not touched. None if
+    another copy of the text claimed it first (then nothing is written).
     """
     advance = checkin_state == CheckInState.OPEN and not outcome.late
     new_state = None
@@ -568,6 +585,8 @@ def _write_answer(
             _PG_WRITE_ANSWER,
             {
                 "checkin_id": checkin_id,
+                "m_checkin_id": checkin_id if outcome.route in _CHECKIN_ROUTES else None,
+                "late": outcome.late,
                 "message_id": message.id,
                 "raw_text": message.body,
                 "now": now,
@@ -593,8 +612,11 @@ def _write_answer(
         .scalars()
         .all()
     )
+    if not ids:
+        return None
     # Ids come from the sequence in row order: sorted, they match the replies' order.
-    return list(zip(sorted(ids), (reply.body for reply in replies), strict=True))
+    ids = sorted(ids)[1:]  # the claim's 0 first
+    return list(zip(ids, (reply.body for reply in replies), strict=True))
 
 
 _CHECKIN_ROUTES = {
