@@ -111,7 +111,13 @@ def texts_for(settings: Settings) -> ServiceTexts:
 
 def sender_number(raw: str) -> str:
     """The sender in E.164 (UK numbers written locally are normalised; others kept as given)."""
-    text = (raw or "").strip()
+    return _sender_number(raw or "")
+
+
+# A patient texts several replies in a row: parsing the number once saves CPU per reply.
+@lru_cache(maxsize=1024)
+def _sender_number(raw: str) -> str:
+    text = raw.strip()
     try:
         return normalise_mobile(text)
     except PhoneError:

@@ -23,6 +23,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -227,11 +228,17 @@ def signature_valid(
     """Check `X-Twilio-Signature` for a form POST to `url` with twilio's RequestValidator."""
     if not signature:
         return False
-    validator = RequestValidator(auth_token)
+    validator = _validator(auth_token)
     try:
         return bool(validator.validate(url, _multi_dict(params), signature))
     except Exception:  # noqa: BLE001 - malformed input is an invalid signature, never a 500
         return False
+
+
+@lru_cache(maxsize=4)
+def _validator(auth_token: str) -> RequestValidator:
+    """One validator per auth token (built once, not per webhook request)."""
+    return RequestValidator(auth_token)
 
 
 class _MultiDict(dict[str, list[str]]):
