@@ -300,7 +300,7 @@ _INVALID = 2
 def _answers_sql(conn: Connection, keys: list[str]) -> tuple[str, dict[str, pa.DataType]]:
     """Every answer to a follow-up check-in as small integers: check-in id, question (index
     into `keys`, -1 for others), value, kind (1 parsed inside the response window, 2 counted
-    invalid, 0 otherwise) and when (seconds since the epoch). The pivot is done in numpy."""
+    invalid, 0 otherwise) and, for the former, when (seconds since the epoch). The pivot is done in numpy."""
     key_code = " ".join(f"WHEN '{k}' THEN {i}" for i, k in enumerate(keys))
     bad = ", ".join(f"'{o}'" for o in ANSWER_OUTCOMES_COUNTED_INVALID)
     parsed = f"a.outcome = '{AnswerOutcome.PARSED.value}' AND a.answered_at <= c.window_closes_at"
@@ -308,7 +308,7 @@ def _answers_sql(conn: Connection, keys: list[str]) -> tuple[str, dict[str, pa.D
     sql = (
         f"SELECT a.checkin_id, CASE a.question_key {key_code} ELSE -1 END, a.value, "
         f"CASE WHEN {parsed} THEN {_PARSED_IN_WINDOW} WHEN a.outcome IN ({bad}) THEN {_INVALID} "
-        f"ELSE 0 END, {epoch_seconds(conn, 'a.answered_at')} "
+        f"ELSE 0 END, CASE WHEN {parsed} THEN {epoch_seconds(conn, 'a.answered_at')} END "
         f"FROM answers a JOIN checkins c ON c.id = a.checkin_id WHERE c.wave IN ({waves})"
     )
     i64 = pa.int64()
@@ -327,7 +327,7 @@ def _pivot_answers(people: pd.DataFrame, answers: pa.Table, keys: list[str]) -> 
     pos, found = _locate(ck_ids[sort], answers["checkin_id"].to_numpy(zero_copy_only=False))
     slot = sort[pos] if len(sort) else pos  # wave_index * n + row
     kind = answers["kind"].to_numpy(zero_copy_only=False)
-    at = answers["at"].to_numpy(zero_copy_only=False)
+    at = answers["at"].fill_null(0).to_numpy(zero_copy_only=False)
     key = answers["key"].to_numpy(zero_copy_only=False)
     value_col = answers["value"]
     has_value = ~np.asarray(value_col.is_null().to_numpy(zero_copy_only=False), dtype=bool)

@@ -24,7 +24,9 @@ def is_postgres(conn: Connection) -> bool:
 def epoch_seconds(conn: Connection, column: str) -> str:
     """SQL for a UTC instant column as whole seconds since the epoch (NULL stays NULL)."""
     if is_postgres(conn):
-        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column})) AS BIGINT)"
+        # date_part gives a double (exact to the microsecond at these magnitudes), several
+        # times cheaper for PostgreSQL than EXTRACT's numeric over millions of rows.
+        return f"CAST(FLOOR(date_part('epoch', {column})) AS BIGINT)"
     return f"CAST(strftime('%s', {column}) AS INTEGER)"
 
 
