@@ -26,7 +26,9 @@ from urllib.parse import quote, urlparse
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracker.app import App
 from tracker.db.tables import ApiToken, User
@@ -398,16 +400,7 @@ def install(web: FastAPI, app: App) -> None:
         https_only=app.settings.cookie_secure,
     )
 
-    @web.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        for name, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path.startswith(("/api/docs",)):
-            del response.headers["content-security-policy"]  # Swagger UI loads from a CDN
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("cache-control", "no-store")
-        return response
+    web.add_middleware(SecurityHeaders)
 
     @web.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:
@@ -438,3 +431,34 @@ def install(web: FastAPI, app: App) -> None:
 
     web.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     web.include_router(router)
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response.
+
+    Plain ASGI rather than `@app.middleware("http")`: Starlette's BaseHTTPMiddleware wraps each
+    request in extra tasks and streams, which cost more than the SMS webhook itself.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in _SECURITY_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+                if path.startswith("/api/docs") and "content-security-policy" in headers:
+                    del headers["content-security-policy"]  # Swagger UI loads from a CDN
+                if not path.startswith("/static/") and "cache-control" not in headers:
+                    headers["cache-control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
