@@ -47,6 +47,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from surveys import render_opening, render_question, render_reminder
+from surveys.gsm import sms_segments
 from surveys.model import Survey
 from surveys.texts import ServiceTexts
 from tracker.app import App
@@ -530,7 +531,7 @@ def _prepare(
                 purpose=purpose,
                 body=body,
                 question_key=key,
-                segments=outbox.gsm_segments(body),
+                segments=sms_segments(body),
                 now=now,
             )
             new_ids.update({(cid, purpose): mid for cid, mid in queued.items()})
@@ -867,7 +868,7 @@ def send_due_reminders(
                     purpose="reminder",
                     body=body,
                     question_key=key,
-                    segments=outbox.gsm_segments(body),
+                    segments=sms_segments(body),
                     now=now,
                     attempt_column="reminders_sent",
                 )

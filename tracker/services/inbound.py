@@ -37,6 +37,7 @@ from sqlalchemy import Connection, Insert, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from surveys import ServiceTexts, Survey, build_survey, load_service_texts
+from surveys.gsm import sms_segments
 from tracker import conversation
 from tracker.app import App
 from tracker.config import Settings
@@ -612,7 +613,7 @@ def _write_answer(
                 "r_purpose": [str(reply.purpose) for reply in replies],
                 "r_qk": [reply.question_key for reply in replies],
                 "r_body": [reply.body for reply in replies],
-                "r_seg": [outbox.gsm_segments(reply.body) for reply in replies],
+                "r_seg": [sms_segments(reply.body) for reply in replies],
             },
         )
         .scalars()

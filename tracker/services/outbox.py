@@ -21,6 +21,7 @@ from enum import StrEnum
 from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.orm import Session
 
+from surveys.gsm import sms_segments
 from tracker.app import App
 from tracker.db.tables import CheckIn, Message, Patient
 from tracker.db.types import UTCDateTime
@@ -54,16 +55,6 @@ class Delivery:
     message_id: int
     error_code: str | None = None
     retry_after: float | None = None
-
-
-def gsm_segments(body: str) -> int:
-    """Rough segment count for the contact-attempt record (GSM-7 160/153, else 70/67)."""
-    try:
-        body.encode("ascii")
-        single, multi = 160, 153
-    except UnicodeEncodeError:
-        single, multi = 70, 67
-    return 1 if len(body) <= single else -(-len(body) // multi)
 
 
 def queue_text(
@@ -122,7 +113,7 @@ def outbox_row(
         "question_key": question_key,
         "body": body,
         "media_count": 0,
-        "segments": gsm_segments(body),
+        "segments": sms_segments(body),
         "status": MessageStatus.PENDING,
         "status_rank": status_rank(MessageStatus.PENDING),
         "attempt": attempt,
@@ -195,7 +186,7 @@ def _autocommit(app: App) -> Iterator[Connection]:
 # the driver (no statement building per text).
 _STATUS_OF = text("SELECT status FROM messages WHERE id = :id")
 
-# `record_send_result` as one conditional UPDATE (SET sees the row as it was): a status
+# Record a send as one conditional UPDATE (SET sees the row as it was): a status
 # callback that came first (higher rank) is never undone.
 _RECORD_SENT = text(
     "UPDATE messages SET provider_sid = :sid, sent_at = COALESCE(sent_at, :now),"
@@ -207,7 +198,7 @@ _RECORD_SENT = text(
 
 
 def _record_sent(app: App, message_id: int, result: SendResult) -> None:
-    """`record_send_result` as one conditional UPDATE (the row lock is the UPDATE's own)."""
+    """Store the provider id and status; a status callback that came first is never undone."""
     params = {
         "id": message_id,
         "sid": result.provider_sid,
@@ -218,16 +209,6 @@ def _record_sent(app: App, message_id: int, result: SendResult) -> None:
     with _autocommit(app) as conn:
         conn.execute(_RECORD_SENT, params)
         conn.commit()
-
-
-def record_send_result(message: Message, result: SendResult, *, now: datetime) -> None:
-    """Store the provider id and status; a status callback that came first is never undone."""
-    message.provider_sid = result.provider_sid
-    message.sent_at = message.sent_at or now
-    if status_rank(result.status) > message.status_rank:
-        message.status = result.status
-        message.status_rank = status_rank(result.status)
-        message.status_updated_at = now
 
 
 def _record_failure(app: App, message_id: int, error: SmsError) -> Delivery:
