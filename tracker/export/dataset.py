@@ -1,28 +1,25 @@
 """Database -> pseudonymised research tables (outcomes and contacts), set-based.
 
-Two queries do the work, whatever the cohort size: one row per episode with its follow-up
-check-ins and their answers pivoted side by side (one GROUP BY over check-ins and answers,
-conditional aggregation), and every text tied to a patient. Everything after that is
-vectorised pandas/numpy; the only per-patient Python loop is the HMAC of each patient
-reference (about a microsecond each with the pads hashed once).
-"""
+Four plain reads do the work, whatever the cohort size: the exported patients with their
+episodes, the follow-up check-ins, every answer and every text tied to a patient (no joins or
+aggregates, so the database only scans). Check-ins and answers are pivoted beside each episode
+and texts ordered per patient in vectorised numpy/pandas; the only per-patient Python loop is
+the HMAC of each patient reference (about a microsecond each with the pads hashed once)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Connection, text
+import pyarrow.compute as pc
+from sqlalchemy import Connection
 
 from surveys.catalogue import build_survey
 from surveys.model import Survey
@@ -38,7 +35,7 @@ from tracker.export.codebook import (
     extra_question_keys,
     outcome_columns,
 )
-from tracker.export.fetch import epoch_days, epoch_seconds, fetch_table, is_postgres
+from tracker.export.fetch import SnapshotReads, day_of, micros_of
 
 PID_LENGTH = 16  # hex digits, as tracker.privacy.Crypto.pseudonym
 FOLLOW_UP_WAVES = (6, 12)
@@ -114,29 +111,28 @@ def build_dataset(
     tz = ZoneInfo(zone)
 
     lap = _Stopwatch(timings)
-    # Three independent reads. On PostgreSQL the answers run on a second connection that
-    # shares this transaction's snapshot (pg_export_snapshot), so the database uses two
-    # cores and both connections see the same data.
-    # The pseudonyms (pure Python, holding the GIL) are computed while the texts and answers
-    # are still being read.
-    with _Parallel(conn) as reads:
-        answers_future = reads.submit(lambda c: fetch_table(c, *_answers_sql(c, keys)))
-        people_table = fetch_table(conn, *_people_sql(conn))
+    # Four plain reads (no joins or aggregates for the database to do) started together; on
+    # PostgreSQL they run side by side on one snapshot. The people table comes first: its
+    # pseudonyms (pure Python) are computed while the other three are still streaming in.
+    with SnapshotReads(conn) as reads:
+        answers_future = reads.submit(*_answers_sql(conn))
+        messages_future = reads.submit(*_messages_sql(conn, include_free_text))
+        checkins_future = reads.submit(*_checkins_sql(conn))
+        people_table = reads.submit(*_people_sql(conn)).result()
         lap("query_people")
-        messages_future = reads.submit_here(
-            lambda c: fetch_table(c, *_messages_sql(c, include_free_text))
-        )
         people = _index_episodes(people_table.to_pandas(types_mapper=_pandas_types))
         del people_table
         pid = pseudonyms(study_key, people["patient_ref"])
         lap("pseudonyms")
-        messages_table = messages_future.result()
-        lap("query_messages")
+        people = _join_checkins(people, checkins_future.result())
+        lap("checkins")
         answers = answers_future.result()
         lap("query_answers")
-    people = _pivot_answers(people, answers, keys)
-    del answers
-    lap("pivot_answers")
+        people = _pivot_answers(people, answers, keys)
+        del answers
+        lap("pivot_answers")
+        messages_table = messages_future.result()
+        lap("query_messages")
 
     o_cols = outcome_columns(survey)
     outcomes, opened = _outcomes(people, pid, keys, tz)
@@ -178,163 +174,139 @@ def _included(alias: str = "p") -> str:
     )
 
 
-class _Parallel:
-    """Run reads beside `conn`: on PostgreSQL in a thread on a second connection that imports
-    `conn`'s snapshot (so both see exactly the same rows); elsewhere inline on `conn`."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.side: Connection | None = None
-        self.pool: ThreadPoolExecutor | None = None
-        self.here: ThreadPoolExecutor | None = None
-
-    def __enter__(self) -> _Parallel:
-        if is_postgres(self.conn):
-            snapshot = self.conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
-            side = self.conn.engine.connect().execution_options(isolation_level="REPEATABLE READ")
-            try:
-                side.begin()
-                side.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
-            except BaseException:
-                side.close()
-                raise
-            self.side = side
-            self.pool = ThreadPoolExecutor(1, thread_name_prefix="export-read")
-            self.here = ThreadPoolExecutor(1, thread_name_prefix="export-read-main")
-        return self
-
-    def submit_here(self, read: Callable[[Connection], Any]) -> Future[Any]:
-        """Run `read(conn)` in a thread (inline when not parallel); leave `conn` alone until
-        its result is taken."""
-        if self.here is None:
-            return _run_now(read, self.conn)
-        return self.here.submit(read, self.conn)
-
-    def submit(self, read: Callable[[Connection], Any]) -> Future[Any]:
-        if self.pool is None or self.side is None:
-            return _run_now(read, self.conn)
-        return self.pool.submit(read, self.side)
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        for pool in (self.pool, self.here):
-            if pool is not None:
-                pool.shutdown(wait=True)
-        if self.side is not None:
-            self.side.rollback()  # read-only: nothing to keep
-            self.side.close()
-
-
-def _run_now(read: Callable[[Connection], Any], conn: Connection) -> Future[Any]:
-    done: Future[Any] = Future()
-    try:
-        done.set_result(read(conn))
-    except Exception as error:  # noqa: BLE001 - re-raised by .result()
-        done.set_exception(error)
-    return done
+_I64, _STR = pa.int64(), pa.string()
 
 
 def _people_sql(conn: Connection) -> tuple[str, dict[str, pa.DataType]]:
-    """One row per episode of an exported patient: the patient, the episode and, side by side,
-    each follow-up wave's check-in (a GROUP BY over check-ins only; answers come separately)."""
-    days = lambda c: epoch_days(conn, c)  # noqa: E731
+    """One row per episode of an exported patient: the patient and the episode."""
     baseline = ", ".join(f"e.baseline_{k}" for k in OUTCOME_QUESTION_KEYS[:6])
-    aggregates = []
-    outer = []
-    i64, s = pa.int64(), pa.string()
-    schema: dict[str, pa.DataType] = {
-        "patient_id": i64,
-        "patient_ref": s,
-        "birth_year": i64,
-        "gender": s,
-        "imd_quintile": i64,
-        "episode_id": i64,
-        "site": s,
-        "pattern": s,
-        "sessions": i64,
-        "referral_day": i64,
-        "discharge_day": i64,
-        **{f"baseline_{k}": i64 for k in OUTCOME_QUESTION_KEYS[:6]},
-    }
-    for w in FOLLOW_UP_WAVES:
-        c = f"c{w}"
-        on = f"c.wave = {w}"
-        aggregates += [
-            f"MAX(CASE WHEN {on} THEN c.id END) AS {c}_id",
-            f"MAX(CASE WHEN {on} THEN c.state END) AS {c}_state",
-            f"MAX(CASE WHEN {on} THEN c.target_date END) AS {c}_target",
-            f"MAX(CASE WHEN {on} AND c.opened_at IS NOT NULL THEN 1 ELSE 0 END) AS {c}_opened",
-        ]
-        outer.append(f"ck.{c}_id, ck.{c}_state, {days(f'ck.{c}_target')}, ck.{c}_opened")
-        schema.update(
-            {
-                f"{c}_id": i64,
-                f"{c}_state": s,
-                f"{c}_target_day": i64,
-                f"{c}_opened": i64,
-            }
-        )
-    waves = ", ".join(str(w) for w in FOLLOW_UP_WAVES)
-    checkins = (
-        f"SELECT c.episode_id, {', '.join(aggregates)} FROM checkins c "
-        f"WHERE c.wave IN ({waves}) GROUP BY c.episode_id"
-    )
     sql = (
         "SELECT p.id, p.patient_ref, p.birth_year, p.gender, p.imd_quintile, e.id, e.site, "
-        f"e.pattern, e.sessions, {days('e.referral_date')}, {days('e.discharge_date')}, "
-        f"{baseline}, {', '.join(outer)} FROM patients p "
-        f"JOIN episodes e ON e.patient_id = p.id LEFT JOIN ({checkins}) ck "
-        f"ON ck.episode_id = e.id WHERE {_included()}"
+        f"e.pattern, e.sessions, {day_of(conn, 'e.referral_date')}, "
+        f"{day_of(conn, 'e.discharge_date')}, {baseline} "
+        f"FROM patients p JOIN episodes e ON e.patient_id = p.id WHERE {_included()}"
     )
+    schema: dict[str, pa.DataType] = {
+        "patient_id": _I64,
+        "patient_ref": _STR,
+        "birth_year": _I64,
+        "gender": _STR,
+        "imd_quintile": _I64,
+        "episode_id": _I64,
+        "site": _STR,
+        "pattern": _STR,
+        "sessions": _I64,
+        "referral_day": _I64,
+        "discharge_day": _I64,
+        **{f"baseline_{k}": _I64 for k in OUTCOME_QUESTION_KEYS[:6]},
+    }
     return sql, schema
+
+
+def _checkins_sql(conn: Connection) -> tuple[str, dict[str, pa.DataType]]:
+    """Every follow-up check-in; which belong to exported episodes is decided in numpy."""
+    waves = ", ".join(str(w) for w in FOLLOW_UP_WAVES)
+    opened = "CASE WHEN c.opened_at IS NULL THEN 0 ELSE 1 END"
+    sql = (
+        f"SELECT c.id, c.episode_id, c.wave, c.state, {day_of(conn, 'c.target_date')}, "
+        f"{opened}, {micros_of(conn, 'c.window_closes_at')} "
+        f"FROM checkins c WHERE c.wave IN ({waves})"
+    )
+    schema = {
+        "id": _I64,
+        "episode_id": _I64,
+        "wave": _I64,
+        "state": _STR,
+        "target_day": _I64,
+        "opened": _I64,
+        "closes_us": _I64,
+    }
+    return sql, schema
+
+
+def _join_checkins(people: pd.DataFrame, checkins: pa.Table) -> pd.DataFrame:
+    """Add, per follow-up wave, the episode's check-in side by side: c<w>_id, _state,
+    _target_day, _opened and _closes_us (missing where the wave has no check-in)."""
+    n = len(people)
+    episodes = people["episode_id"].to_numpy(dtype="int64")
+    by_episode = np.argsort(episodes, kind="stable")
+    episode_of = checkins["episode_id"].to_numpy()
+    row, found = _locate(episodes[by_episode], episode_of)
+    row = by_episode[row] if n else row
+    wave = checkins["wave"].to_numpy()
+    columns: dict[str, Any] = {}
+    for w in FOLLOW_UP_WAVES:
+        pick = np.flatnonzero(found & (wave == w))
+        at = row[pick]
+        have = np.zeros(n, dtype=bool)
+        have[at] = True
+        for name, source in (
+            ("id", "id"),
+            ("target_day", "target_day"),
+            ("opened", "opened"),
+            ("closes_us", "closes_us"),
+        ):
+            values = np.zeros(n, dtype="int64")
+            values[at] = checkins[source].to_numpy()[pick]
+            col = pd.array(values, dtype="Int64")
+            col[~have] = pd.NA
+            columns[f"c{w}_{name}"] = col
+        states = np.full(n, None, dtype=object)
+        states[at] = checkins["state"].take(pa.array(pick)).to_numpy(zero_copy_only=False)
+        columns[f"c{w}_state"] = pd.array(states, dtype="string[pyarrow]")
+    return pd.concat([people, pd.DataFrame(columns, index=people.index)], axis=1)
 
 
 _PARSED_IN_WINDOW = 1
 _INVALID = 2
 
 
-def _answers_sql(conn: Connection, keys: list[str]) -> tuple[str, dict[str, pa.DataType]]:
-    """Every answer to a follow-up check-in as small integers: check-in id, question (index
-    into `keys`, -1 for others), value, kind (1 parsed inside the response window, 2 counted
-    invalid, 0 otherwise) and, for the former, when (seconds since the epoch). The pivot is done in numpy."""
-    key_code = " ".join(f"WHEN '{k}' THEN {i}" for i, k in enumerate(keys))
-    bad = ", ".join(f"'{o}'" for o in ANSWER_OUTCOMES_COUNTED_INVALID)
-    parsed = f"a.outcome = '{AnswerOutcome.PARSED.value}' AND a.answered_at <= c.window_closes_at"
-    waves = ", ".join(str(w) for w in FOLLOW_UP_WAVES)
+def _answers_sql(conn: Connection) -> tuple[str, dict[str, pa.DataType]]:
+    """Every stored answer as stored; questions, outcomes and the response window are read
+    in numpy (a join or CASE here would cost the database more than the transfer saves)."""
     sql = (
-        f"SELECT a.checkin_id, CASE a.question_key {key_code} ELSE -1 END, a.value, "
-        f"CASE WHEN {parsed} THEN {_PARSED_IN_WINDOW} WHEN a.outcome IN ({bad}) THEN {_INVALID} "
-        f"ELSE 0 END, CASE WHEN {parsed} THEN {epoch_seconds(conn, 'a.answered_at')} END "
-        f"FROM answers a JOIN checkins c ON c.id = a.checkin_id WHERE c.wave IN ({waves})"
+        "SELECT a.checkin_id, a.question_key, a.value, a.outcome, "
+        f"{micros_of(conn, 'a.answered_at')} FROM answers a"
     )
-    i64 = pa.int64()
-    return sql, {"checkin_id": i64, "key": i64, "value": i64, "kind": i64, "at": i64}
+    return sql, {"checkin_id": _I64, "key": _STR, "value": _I64, "outcome": _STR, "at_us": _I64}
+
+
+def _answer_kinds(answers: pa.Table, closes_us: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """1 = parsed inside the check-in's response window, 2 = counted invalid, 0 = otherwise
+    (skipped, ambiguous, late, or parsed after the window closed)."""
+    outcome = answers["outcome"]
+    parsed = pc.equal(outcome, AnswerOutcome.PARSED.value).to_numpy(zero_copy_only=False)
+    invalid = pc.is_in(outcome, value_set=pa.array(ANSWER_OUTCOMES_COUNTED_INVALID))
+    at = answers["at_us"].to_numpy()
+    in_window = parsed & (at <= closes_us[slot]) if len(closes_us) else parsed & False
+    kinds = np.where(invalid.to_numpy(zero_copy_only=False), _INVALID, 0)
+    return np.where(in_window, _PARSED_IN_WINDOW, kinds)
 
 
 def _pivot_answers(people: pd.DataFrame, answers: pa.Table, keys: list[str]) -> pd.DataFrame:
     """Add, per follow-up wave, each question's answer (the largest value parsed inside the
-    window), the first such answer's instant and the count of invalid answers."""
+    window), the first such answer's instant (seconds) and the count of invalid answers."""
     n = len(people)
     ck_ids = np.concatenate(
         [people[f"c{w}_id"].to_numpy("int64", na_value=-1) for w in FOLLOW_UP_WAVES]
     )
+    closes = np.concatenate(
+        [people[f"c{w}_closes_us"].to_numpy("int64", na_value=-1) for w in FOLLOW_UP_WAVES]
+    )
     exists = np.flatnonzero(ck_ids >= 0)
     sort = exists[np.argsort(ck_ids[exists], kind="stable")]
-    pos, found = _locate(ck_ids[sort], answers["checkin_id"].to_numpy(zero_copy_only=False))
+    pos, found = _locate(ck_ids[sort], answers["checkin_id"].to_numpy())
     slot = sort[pos] if len(sort) else pos  # wave_index * n + row
-    kind = answers["kind"].to_numpy(zero_copy_only=False)
-    at = answers["at"].fill_null(0).to_numpy(zero_copy_only=False)
-    key = answers["key"].to_numpy(zero_copy_only=False)
+    kind = np.where(found, _answer_kinds(answers, closes, slot), 0)
+    key = pc.index_in(answers["key"], value_set=pa.array(keys, pa.string()))
+    key = key.fill_null(-1).to_numpy(zero_copy_only=False)
+    at = answers["at_us"].to_numpy()
     value_col = answers["value"]
     has_value = ~np.asarray(value_col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     value = value_col.fill_null(0).to_numpy(zero_copy_only=False)
 
-    parsed = found & (kind == _PARSED_IN_WINDOW)
-    invalid = np.bincount(slot[found & (kind == _INVALID)], minlength=2 * n)
+    parsed = kind == _PARSED_IN_WINDOW
+    invalid = np.bincount(slot[kind == _INVALID], minlength=2 * n)
     none = np.iinfo(np.int64).max
     first = np.full(len(ck_ids), none, dtype="int64")
     np.minimum.at(first, slot[parsed], at[parsed])
@@ -348,7 +320,8 @@ def _pivot_answers(people: pd.DataFrame, answers: pa.Table, keys: list[str]) -> 
     for j, w in enumerate(FOLLOW_UP_WAVES):
         part = slice(j * n, (j + 1) * n)
         f = first[part]
-        columns[f"c{w}_first_at"] = pd.array(np.where(f == none, 0, f), dtype="Int64")
+        # Whole seconds (floor), as every other instant in the export.
+        columns[f"c{w}_first_at"] = pd.array(np.where(f == none, 0, f // 1_000_000), "Int64")
         columns[f"c{w}_first_at"][f == none] = pd.NA
         columns[f"c{w}_invalid"] = pd.array(invalid[part], dtype="Int64")
         for k in keys:
@@ -373,31 +346,29 @@ def _index_episodes(frame: pd.DataFrame) -> pd.DataFrame:
 def _messages_sql(conn: Connection, with_body: bool) -> tuple[str, dict[str, pa.DataType]]:
     """Every text tied to a patient, no joins: which patients and check-ins are exported is
     decided from the people table, so the database only scans."""
-    at = epoch_seconds(conn, "COALESCE(m.sent_at, m.created_at)")
-    late = "CASE WHEN m.late THEN 1 ELSE 0 END"
     sql = (
         "SELECT m.id, m.patient_id, m.checkin_id, m.direction, m.purpose, m.question_key, "
-        f"m.attempt, {at}, m.status, m.error_code, m.segments, {late}"
+        f"m.attempt, {micros_of(conn, 'COALESCE(m.sent_at, m.created_at)')}, m.status, "
+        "m.error_code, m.segments, m.late"
         + (", m.body" if with_body else "")
         + " FROM messages m WHERE m.patient_id IS NOT NULL"
     )
-    i64, s = pa.int64(), pa.string()
     schema = {
-        "message_id": i64,
-        "patient_id": i64,
-        "checkin_id": i64,
-        "direction": s,
-        "purpose": s,
-        "question_key": s,
-        "attempt": i64,
-        "at": i64,
-        "status": s,
-        "error_code": s,
-        "segments": i64,
-        "late": i64,
+        "message_id": _I64,
+        "patient_id": _I64,
+        "checkin_id": _I64,
+        "direction": _STR,
+        "purpose": _STR,
+        "question_key": _STR,
+        "attempt": _I64,
+        "at_us": _I64,
+        "status": _STR,
+        "error_code": _STR,
+        "segments": _I64,
+        "late": _I64,
     }
     if with_body:
-        schema["body"] = s
+        schema["body"] = _STR
     return sql, schema
 
 
@@ -531,7 +502,7 @@ def _contacts(
     keep = known & ((checkin < 0) | in_export)
     # Patient, then time order. Low-cardinality text becomes categorical first, so that the
     # reordering moves small integer codes instead of millions of strings.
-    at_s = messages["at"].to_numpy(dtype="int64", na_value=0)
+    at_s = messages["at_us"].to_numpy(dtype="int64", na_value=0) // 1_000_000
     ids = messages["message_id"].to_numpy(dtype="int64")
     order = np.flatnonzero(keep)[np.lexsort((ids[keep], at_s[keep], patient[keep]))]
     texts = ["direction", "purpose", "question_key", "status", "error_code"]
@@ -568,7 +539,7 @@ def _contacts(
             "purpose": messages["purpose"].array,
             "question_key": messages["question_key"].array,
             "attempt": messages["attempt"].array,
-            "sent_day": (_local_days(messages["at"], tz) - discharge).array,
+            "sent_day": (_local_days(pd.Series(at_s), tz) - discharge).array,
             "status": messages["status"].array,
             "error_code": messages["error_code"].array,
             "segments": messages["segments"].array,
