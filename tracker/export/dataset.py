@@ -133,13 +133,14 @@ def build_dataset(
         _add_answers(waves, answers, keys)
         del answers
         lap("pivot_answers")
+        # The texts (the longest read) are still streaming in: build the outcomes meanwhile.
+        o_cols = outcome_columns(survey)
+        outcomes, opened = _outcomes(people, waves, pid, keys, tz)
+        outcomes = outcomes[[c.name for c in o_cols]]
+        lap("outcomes")
         messages_table = messages_future.result()
+        del messages_future
         lap("query_messages")
-
-    o_cols = outcome_columns(survey)
-    outcomes, opened = _outcomes(people, waves, pid, keys, tz)
-    outcomes = outcomes[[c.name for c in o_cols]]
-    lap("outcomes")
 
     c_cols = contact_columns(include_free_text=include_free_text)
     contacts = _contacts(messages_table, people, waves, pid, tz, include_free_text)
@@ -283,7 +284,7 @@ _NONE = np.iinfo(np.int64).min  # "no value" inside the int64 work arrays
 
 def _nullable(values: np.ndarray, missing: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """An Int64 column from int64 values and a missing-mask, without copying."""
-    return pd.arrays.IntegerArray(np.where(missing, 0, values).astype("int64"), missing)
+    return pd.arrays.IntegerArray(np.where(missing, 0, values).astype("int64", copy=False), missing)
 
 
 def _text(values: pa.Array | pa.ChunkedArray) -> pd.api.extensions.ExtensionArray:

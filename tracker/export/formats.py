@@ -40,22 +40,37 @@ def write_csv(frame: pd.DataFrame, columns: list[Column], path: Path) -> None:
     for name in _string_columns(columns):
         safe[name] = neutralise_formulas(safe[name])
     options = pa_csv.WriteOptions(include_header=True, quoting_style="needed")
-    pa_csv.write_csv(_arrow_table(safe, columns), path, options)
+    with pa_csv.CSVWriter(path, _arrow_schema(columns), write_options=options) as writer:
+        for start in range(0, len(safe), SLICE_ROWS):
+            writer.write_table(_arrow_table(safe.iloc[start : start + SLICE_ROWS], columns))
 
 
 def _arrow_type(col: Column) -> pa.DataType:
     return {"string": pa.string(), "integer": pa.int64(), "number": pa.float64()}[col.type]
 
 
+def _arrow_schema(columns: list[Column]) -> pa.Schema:
+    return pa.schema(
+        [pa.field(c.name, _arrow_type(c), metadata={"label": c.label}) for c in columns]
+    )
+
+
 def _arrow_table(frame: pd.DataFrame, columns: list[Column]) -> pa.Table:
-    fields = [pa.field(c.name, _arrow_type(c), metadata={"label": c.label}) for c in columns]
     arrays = [pa.Array.from_pandas(frame[c.name], type=_arrow_type(c)) for c in columns]
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    return pa.Table.from_arrays(arrays, schema=_arrow_schema(columns))
+
+
+# Rows converted and written at a time (one Parquet row group): a national export is
+# converted slice by slice, never as a second full copy of the table.
+SLICE_ROWS = 1 << 20
 
 
 def write_parquet(frame: pd.DataFrame, columns: list[Column], path: Path) -> None:
     """Parquet with nullable integer columns and the column labels as field metadata."""
-    pq.write_table(_arrow_table(frame, columns), path, compression="zstd")
+    with pq.ParquetWriter(path, _arrow_schema(columns), compression="zstd") as writer:
+        for start in range(0, max(len(frame), 1), SLICE_ROWS):
+            part = _arrow_table(frame.iloc[start : start + SLICE_ROWS], columns)
+            writer.write_table(part, row_group_size=SLICE_ROWS)
 
 
 def _for_readstat(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
