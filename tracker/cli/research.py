@@ -36,10 +36,15 @@ def export(
     fmt = fmt.strip().lower()
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}", 2)
-    with app_for() as app:
+    with app_for() as app, console.status("exporting") as status:
         try:
             report = export_study(
-                app, fmt=fmt, out_dir=out_dir, study=study, include_free_text=include_free_text
+                app,
+                fmt=fmt,
+                out_dir=out_dir,
+                study=study,
+                include_free_text=include_free_text,
+                on_stage=lambda stage: status.update(stage),
             )
         except ExportError as exc:
             raise UserError(str(exc)) from exc

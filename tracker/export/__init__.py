@@ -11,6 +11,7 @@ audit event with counts only.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -72,8 +73,12 @@ def export_study(
     study: str = DEFAULT_STUDY,
     include_free_text: bool = False,
     actor: str = "cli",
+    on_stage: Callable[[str], None] | None = None,
 ) -> ExportReport:
-    """Write the study's export folder in `fmt` and record an audit event."""
+    """Write the study's export folder in `fmt` and record an audit event.
+
+    `on_stage`, if given, is told what the export is doing ("reading ...", "writing ...")."""
+    say = on_stage or (lambda _stage: None)
     out_dir = Path(out_dir)
     _check_args(fmt, study, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -81,6 +86,7 @@ def export_study(
     created_at = app.clock.now()
 
     started = time.perf_counter()
+    say("reading the database and building the tables")
     key = app.crypto.study_key(study)
     with app.engine.connect() as conn:
         if conn.dialect.name == "postgresql":
@@ -99,6 +105,7 @@ def export_study(
     report.seconds["build"] = time.perf_counter() - started
 
     started = time.perf_counter()
+    say(f"writing {fmt} files to {out_dir}")
     report.files = _write(data, fmt, out_dir, report)
     report.patients = data.patients
     report.outcome_rows = len(data.outcomes)
