@@ -13,7 +13,9 @@ identifier only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from surveys.model import Question, QuestionKind, Survey
@@ -140,6 +142,95 @@ def questionnaire_response(
     if items:
         resource["item"] = items
     return resource
+
+
+def ndjson(resource: dict[str, Any]) -> str:
+    """One resource as an NDJSON line (without the newline): compact, UTF-8 text kept as is."""
+    return json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_text(value: str) -> str:
+    """`value` escaped as it appears inside a JSON string in `ndjson` (no quotes around it)."""
+    return json.dumps(value, ensure_ascii=False)[1:-1]
+
+
+@dataclass(frozen=True)
+class ResponseTemplate:
+    """An NDJSON QuestionnaireResponse of one study, wave and check-in state, in fixed pieces:
+
+        head + pid + middle + pid + tail [+ items_open + item,item,... + items_close] + end
+
+    with `pid` as `json_text(pid)` and each item as `response_item`. For writing millions of
+    responses without building each as a dict; `response_template` checks the pieces against
+    `questionnaire_response` itself, so that function stays the one mapping."""
+
+    head: str
+    middle: str
+    tail: str
+    items_open: str
+    items_close: str
+    end: str
+
+    def line(self, pid: str, items: list[str]) -> str:
+        body = f"{self.items_open}{','.join(items)}{self.items_close}" if items else ""
+        escaped = json_text(pid)
+        return f"{self.head}{escaped}{self.middle}{escaped}{self.tail}{body}{self.end}"
+
+
+def response_item(survey: Survey, question: Question, value: int) -> str:
+    """The NDJSON text of one QuestionnaireResponse.item: `question` answered `value`."""
+    resource = questionnaire_response(
+        survey, wave=0, pid="", study="", checkin_state="", answers={question.key: value}
+    )
+    return json.dumps(resource["item"][0], ensure_ascii=False, separators=(",", ":"))
+
+
+def response_template(
+    survey: Survey, *, wave: int, study: str, checkin_state: str
+) -> ResponseTemplate:
+    """The fixed pieces of every response line for this study, wave and check-in state."""
+
+    def line(pid: str, answers: Mapping[str, int | None]) -> str:
+        return ndjson(
+            questionnaire_response(
+                survey,
+                wave=wave,
+                pid=pid,
+                study=study,
+                checkin_state=checkin_state,
+                answers=answers,
+            )
+        )
+
+    mark = "<pid>"
+    while study.count(mark) or line(mark, {}).count(mark) != 2:
+        mark = f"<{mark}>"  # longer than anything in the study name eventually
+    head, middle, rest = line(mark, {}).split(mark)
+    tail, end = rest[:-1], rest[-1:]
+    # The item list is added as the last key: find its opening and closing around one item.
+    first = survey.questions[0]
+    low = first.value_range()[0]
+    with_item = line(mark, {first.key: low})
+    item = response_item(survey, first, low)
+    opened_at = len(f"{head}{mark}{middle}{mark}{tail}")
+    items_open = with_item[opened_at : with_item.index(item, opened_at)]
+    items_close = with_item[len(items_open) + opened_at + len(item) : -len(end)]
+    template = ResponseTemplate(head, middle, tail, items_open, items_close, end)
+    _check_template(template, survey, line)
+    return template
+
+
+def _check_template(
+    template: ResponseTemplate, survey: Survey, line: Callable[[str, Mapping[str, int]], str]
+) -> None:
+    # The pieces must compose to exactly what questionnaire_response gives (here with every
+    # question answered and with two): a mapping change that breaks this fails loudly.
+    pid = 'p"1\\é'
+    for questions in (survey.questions, survey.questions[-2:]):
+        answers = {q.key: q.value_range()[1] for q in questions}
+        items = [response_item(survey, q, answers[q.key]) for q in questions]
+        if template.line(pid, items) != line(pid, answers):
+            raise RuntimeError("FHIR response template does not match questionnaire_response")
 
 
 def bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -141,12 +143,21 @@ def write_fhir(data: StudyDataset, folder: Path) -> tuple[list[Path], int]:
     keys = [q.key for q in data.survey.questions]
     out = data.outcomes.loc[data.opened, ["pid", "wave", "checkin_state", *keys]]
     r_path = folder / "questionnaire_responses.ndjson"
-    count = 0
+    if all(pd.api.types.is_integer_dtype(out[k]) for k in keys):
+        _write_responses(data, out, r_path)
+    else:  # answers that are not integers: the per-resource mapping decides what they become
+        _write_responses_one_by_one(data, out, r_path)
+    return [q_path, r_path], len(out)
+
+
+def _write_responses_one_by_one(data: StudyDataset, out: pd.DataFrame, path: Path) -> None:
+    """One QuestionnaireResponse dict per row (the reference for `_write_responses`)."""
+    keys = [q.key for q in data.survey.questions]
     columns = {k: out[k].to_numpy(dtype=object, na_value=None) for k in keys}
     pids = out["pid"].to_numpy(dtype=object)
     wave_values = out["wave"].to_numpy(dtype="int64")
     states = out["checkin_state"].to_numpy(dtype=object)
-    with r_path.open("w", encoding="utf-8") as handle:
+    with path.open("w", encoding="utf-8") as handle:
         for i in range(len(out)):
             resource = fhir.questionnaire_response(
                 data.survey,
@@ -156,6 +167,107 @@ def write_fhir(data: StudyDataset, folder: Path) -> tuple[list[Path], int]:
                 checkin_state=str(states[i]),
                 answers={k: columns[k][i] for k in keys},
             )
-            handle.write(json.dumps(resource, ensure_ascii=False, separators=(",", ":")) + "\n")
-            count += 1
-    return [q_path, r_path], count
+            handle.write(fhir.ndjson(resource) + "\n")
+
+
+# Responses assembled and written at a time: each slice's lines are one Arrow string buffer
+# (about 1 kB a line) written straight to the file, never a Python object per line.
+FHIR_SLICE_ROWS = 1 << 15
+# Characters json.dumps(ensure_ascii=False) escapes inside a string; pids without them are
+# written as they are (16 hex digits in a real export).
+_JSON_ESCAPED = r'["\\\x00-\x1f]'
+
+
+def _write_responses(data: StudyDataset, out: pd.DataFrame, path: Path) -> None:
+    """The same lines as `_write_responses_one_by_one`, from fixed pieces: per (wave, check-in
+    state) the text around the pid (`fhir.response_template`), per (question, value) the item
+    text (`fhir.response_item`), concatenated row by row by Arrow in C++."""
+    if out.empty:
+        path.write_bytes(b"")
+        return
+    templates, which = _templates(data, out)
+    head, middle, tail = (
+        pa.array([getattr(t, name) for t in templates]) for name in ("head", "middle", "tail")
+    )
+    # The item list's brackets and the closing brace are the same in every template.
+    ((items_open, items_close, end),) = {(t.items_open, t.items_close, t.end) for t in templates}
+    answered = ~np.column_stack([out[q.key].isna().to_numpy() for q in data.survey.questions])
+    first = np.where(answered.any(axis=1), answered.argmax(axis=1), -1)
+    items = [
+        _item_texts(data, k, out[q.key], first, items_open)
+        for k, q in enumerate(data.survey.questions)
+    ]
+    closing = pa.array([end + "\n", items_close + end + "\n"])
+    has_items = (first >= 0).astype("int32")
+    pids = _pid_texts(out["pid"])
+    with path.open("wb") as handle:
+        for start in range(0, len(out), FHIR_SLICE_ROWS):
+            part = slice(start, start + FHIR_SLICE_ROWS)
+            rows, pid = pa.array(which[part]), pids[part]
+            # No nulls anywhere: Arrow's null_handling="skip" drops all-null rows (26.0.1).
+            line = pc.binary_join_element_wise(
+                head.take(rows), pid, middle.take(rows), pid, tail.take(rows),
+                *[texts.take(pa.array(codes[part])) for texts, codes in items],
+                closing.take(pa.array(has_items[part])), "",
+            )  # fmt: skip
+            _write_text(handle, line)
+
+
+def _item_texts(
+    data: StudyDataset, k: int, column: pd.Series, first: np.ndarray, items_open: str
+) -> tuple[pa.Array, np.ndarray]:
+    """Question k's piece of each line and each row's index into them: the item text of its
+    answer, after the opening of the item list (first answered question of the row) or after
+    a comma (a later one); "" where not answered."""
+    question = data.survey.questions[k]
+    missing = column.isna().to_numpy()
+    values = column.to_numpy(dtype="int64", na_value=0)
+    distinct, codes = np.unique(values[~missing], return_inverse=True)
+    texts = [fhir.response_item(data.survey, question, int(v)) for v in distinct]
+    pieces = pa.array([*(items_open + t for t in texts), *("," + t for t in texts), ""])
+    index = np.full(len(values), 2 * len(texts), dtype="int32")
+    later = (first != k)[~missing]
+    index[~missing] = codes + later * len(texts)
+    return pieces, index
+
+
+def _templates(
+    data: StudyDataset, out: pd.DataFrame
+) -> tuple[list[fhir.ResponseTemplate], np.ndarray]:
+    """One template per (wave, check-in state) present, and each row's template index."""
+    wave_codes, wave_values = pd.factorize(out["wave"].to_numpy(dtype="int64"))
+    # A missing state is kept as a value of its own: str() of it is no known state (stopped).
+    state_codes, state_values = pd.factorize(out["checkin_state"], use_na_sentinel=False)
+    pairs = wave_codes.astype("int64") * len(state_values) + state_codes
+    used, which = np.unique(pairs, return_inverse=True)
+    templates = [
+        fhir.response_template(
+            data.survey,
+            wave=int(wave_values[u // len(state_values)]),
+            study=data.study,
+            checkin_state=str(state_values[u % len(state_values)]),
+        )
+        for u in used
+    ]
+    return templates, which.astype("int32")
+
+
+def _pid_texts(pids: pd.Series) -> pa.Array:
+    """Each row's pid as escaped inside a JSON string (str(pid), as the one-by-one writer)."""
+    if pd.api.types.is_string_dtype(pids.dtype) and not pids.hasnans and pids.dtype != object:
+        texts = pa.array(pids.array, type=pa.string())
+    else:
+        texts = pa.array([str(p) for p in pids.to_numpy(dtype=object)], type=pa.string())
+    odd = pc.match_substring_regex(texts, _JSON_ESCAPED).to_numpy(zero_copy_only=False)
+    if odd.any():
+        values = texts.to_numpy(zero_copy_only=False).copy()
+        values[odd] = [fhir.json_text(v) for v in values[odd]]
+        texts = pa.array(values, type=pa.string())
+    return texts
+
+
+def _write_text(handle: BinaryIO, lines: pa.StringArray) -> None:
+    """Write the UTF-8 bytes of every string of `lines` back to back, straight from Arrow."""
+    _, offsets, text = lines.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int32, count=len(lines) + 1, offset=4 * lines.offset)
+    handle.write(text[int(ends[0]) : int(ends[-1])])
