@@ -1,4 +1,5 @@
-"""Small query functions for the scheduler: claiming work with conditional updates.
+"""Small query functions: claiming scheduler work with conditional updates, and what one
+site's staff may see of a patient (`patient_visible`, `patient_timeline`).
 
 The database is the queue. Every state change below is a conditional UPDATE
 (`... WHERE state = <expected>`) whose row count / RETURNING list says who won, so two
@@ -32,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from tracker.db.tables import Answer, CheckIn, Episode, Message, Patient
+from tracker.db.tables import Alert, Answer, CheckIn, Episode, Message, Patient
 from tracker.db.types import UTCDateTime
 from tracker.domain import AnswerOutcome, CheckInState, Direction, MessageStatus
 
@@ -406,3 +407,82 @@ def queue_same_text(
         .returning(table.c.id, table.c.checkin_id)
     )
     return {checkin_id: message_id for message_id, checkin_id in session.execute(statement)}
+
+
+# --- what one site's staff may see of a patient -----------------------------------------
+#
+# A patient may have episodes at several sites (referred twice). Staff of one site see:
+# - the patient's own fields (masked phone, contact state, year of birth, ...);
+# - their site's episodes and check-ins, and the texts and answers of those check-ins;
+# - texts tied to no check-in (STOP, HELP, unknown or late replies with checkin_id NULL): they
+#   belong to the patient as a whole, so every site with an episode of the patient sees them;
+# - alerts whose `site` is theirs (the same rule as the alerts queue, the API and the alert
+#   actions; an alert not raised from a check-in goes to the site of the latest episode).
+# `site=None` (admins) means every site. Each query starts from the patient's indexed foreign
+# keys and joins on primary keys: no per-row queries, whatever the size of the tables.
+
+
+def patient_visible(session: Session, patient_id: int, *, site: str | None) -> bool:
+    """Whether staff of `site` may open this patient (they have an episode there)."""
+    if site is None:
+        return True
+    return bool(
+        session.scalar(
+            select(exists().where(Episode.patient_id == patient_id, Episode.site == site))
+        )
+    )
+
+
+@dataclass(frozen=True)
+class PatientTimeline:
+    episodes: list[Episode]
+    checkins: list[CheckIn]
+    messages: list[Message]
+    answers: list[Answer]
+    alerts: list[Alert]
+
+
+def patient_timeline(session: Session, patient_id: int, *, site: str | None) -> PatientTimeline:
+    """A patient's episodes, check-ins, texts, answers and alerts as staff of `site` may see
+    them (everything when `site` is None)."""
+    episodes_q = (
+        select(Episode)
+        .where(Episode.patient_id == patient_id)
+        .order_by(Episode.discharge_date, Episode.id)
+    )
+    checkins_q = (
+        select(CheckIn)
+        .join(Episode, Episode.id == CheckIn.episode_id)
+        .where(Episode.patient_id == patient_id)
+        .order_by(CheckIn.due_at, CheckIn.id)
+    )
+    answers_q = (
+        select(Answer)
+        .join(CheckIn, CheckIn.id == Answer.checkin_id)
+        .join(Episode, Episode.id == CheckIn.episode_id)
+        .where(Episode.patient_id == patient_id)
+        .order_by(Answer.answered_at, Answer.id)
+    )
+    messages_q = (
+        select(Message)
+        .outerjoin(CheckIn, CheckIn.id == Message.checkin_id)
+        .outerjoin(Episode, Episode.id == CheckIn.episode_id)
+        .where(Message.patient_id == patient_id)
+        .order_by(Message.created_at, Message.id)
+    )
+    alerts_q = (
+        select(Alert).where(Alert.patient_id == patient_id).order_by(Alert.raised_at, Alert.id)
+    )
+    if site is not None:
+        episodes_q = episodes_q.where(Episode.site == site)
+        checkins_q = checkins_q.where(Episode.site == site)
+        answers_q = answers_q.where(Episode.site == site)
+        messages_q = messages_q.where(or_(Message.checkin_id.is_(None), Episode.site == site))
+        alerts_q = alerts_q.where(Alert.site == site)
+    return PatientTimeline(
+        episodes=list(session.scalars(episodes_q).all()),
+        checkins=list(session.scalars(checkins_q).all()),
+        messages=list(session.scalars(messages_q).all()),
+        answers=list(session.scalars(answers_q).all()),
+        alerts=list(session.scalars(alerts_q).all()),
+    )

@@ -27,7 +27,8 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from tracker.app import App
-from tracker.db.tables import Alert, Answer, AuditEvent, CheckIn, Episode, Message, Patient
+from tracker.db import queries
+from tracker.db.tables import Alert, AuditEvent, CheckIn, Episode, Patient
 from tracker.domain import AlertKind, AlertState, CheckInState, ContactState, DomainError
 from tracker.phone import mask
 from tracker.services import alert_actions, audit, erasure
@@ -370,12 +371,8 @@ def resolve_alert(
 
 def _patient_for(session: Session, ref: str, user: Principal) -> Patient:
     patient = session.scalars(select(Patient).where(Patient.patient_ref == ref)).first()
-    if patient is None:
+    if patient is None or not queries.patient_visible(session, patient.id, site=user.site_scope):
         raise Forbidden("There is no patient with that reference for your site.")
-    if user.site_scope is not None:
-        sites = {e.site for e in patient.episodes}
-        if user.site_scope not in sites:
-            raise Forbidden("There is no patient with that reference for your site.")
     return patient
 
 
@@ -388,9 +385,17 @@ def find_patient(
         return render(request, "find_patient.html", {"ref": "", "error": None})
     app = tracker_app(request)
     with app.sessions() as session:
+        # Staff find only patients and episodes of their own site: another site's reference
+        # neither redirects nor reveals which patient it belongs to.
+        scope = user.site_scope
         patient = session.scalars(select(Patient).where(Patient.patient_ref == ref)).first()
+        if patient is not None and not queries.patient_visible(session, patient.id, site=scope):
+            patient = None
         if patient is None:
-            episode = session.scalars(select(Episode).where(Episode.episode_ref == ref)).first()
+            episode_q = select(Episode).where(Episode.episode_ref == ref)
+            if scope is not None:
+                episode_q = episode_q.where(Episode.site == scope)
+            episode = session.scalars(episode_q).first()
             patient = episode.patient if episode is not None else None
         if patient is None:
             return render(
@@ -412,32 +417,12 @@ def timeline_page(request: Request, ref: str, user: Principal = IDENTIFIABLE) ->
         phone = "-"
         if patient.phone_ciphertext is not None:
             phone = mask(app.crypto.decrypt_phone(patient.phone_ciphertext))
-        # Staff see the episodes of their own site only (a patient may have been seen by two).
-        episodes = sorted(
-            (e for e in patient.episodes if user.may_see_site(e.site)),
-            key=lambda e: e.discharge_date,
-        )
-        checkins = session.scalars(
-            select(CheckIn)
-            .where(CheckIn.episode_id.in_([e.id for e in episodes]))
-            .order_by(CheckIn.due_at)
-        ).all()
-        checkin_ids = [c.id for c in checkins]
-        messages = session.scalars(
-            select(Message).where(Message.patient_id == patient.id).order_by(Message.created_at)
-        ).all()
-        answers = (
-            session.scalars(
-                select(Answer)
-                .where(Answer.checkin_id.in_(checkin_ids))
-                .order_by(Answer.answered_at)
-            ).all()
-            if checkin_ids
-            else []
-        )
-        alerts = session.scalars(
-            select(Alert).where(Alert.patient_id == patient.id).order_by(Alert.raised_at)
-        ).all()
+        # A patient may have episodes at two sites: staff see their own site's episodes,
+        # check-ins, texts, answers and alerts, plus texts tied to no check-in (see
+        # queries.patient_timeline, the one place that rule lives).
+        shown = queries.patient_timeline(session, patient.id, site=user.site_scope)
+        episodes = shown.episodes
+        checkins = shown.checkins
         episode_refs = {e.id: e.episode_ref for e in episodes}
         checkin_labels = {
             c.id: f"{episode_refs.get(c.episode_id, '?')} / {c.wave} months" for c in checkins
@@ -461,9 +446,9 @@ def timeline_page(request: Request, ref: str, user: Principal = IDENTIFIABLE) ->
                 "episode_refs": episode_refs,
                 "checkins": checkins,
                 "checkin_labels": checkin_labels,
-                "messages": messages,
-                "answers": answers,
-                "alerts": alerts,
+                "messages": shown.messages,
+                "answers": shown.answers,
+                "alerts": shown.alerts,
                 "zone": zone,
                 "flash": request.query_params.get("done"),
                 "states": ContactState,
