@@ -182,7 +182,7 @@ def response_item(survey: Survey, question: Question, value: int) -> str:
     resource = questionnaire_response(
         survey, wave=0, pid="", study="", checkin_state="", answers={question.key: value}
     )
-    return json.dumps(resource["item"][0], ensure_ascii=False, separators=(",", ":"))
+    return ndjson(resource["item"][0])
 
 
 def response_template(
