@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pyarrow as pa
+import pytest
 from sqlalchemy import func, select, text
 
 from tests.factories import make_episode
@@ -125,3 +126,36 @@ def test_reads_keep_to_the_snapshot_while_rows_are_added(app: App) -> None:
     assert seen["patient_ref"].to_pylist() == ["BEFORE"]
     with app.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM patients")).scalar_one() == 2
+
+
+def test_contacts_written_in_patient_aligned_slices_match_one_slice(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+    with app.sessions.begin() as s:
+        for i in range(5):
+            episode = make_episode(s, discharged_on=date(2026, 1, 5))
+            patient_id, checkin = episode.patient.id, episode.checkins[0]
+            for j, (direction, purpose) in enumerate(
+                [("outbound", "opening"), ("inbound", "reply"), ("outbound", "closing")]
+            ):
+                # Interleaved in time across patients, so the database order is not the
+                # export's order.
+                at = start + timedelta(minutes=10 * j + i)
+                s.add(_message(checkin, patient_id, at, direction=direction, purpose=purpose))
+    whole = tmp_path / "whole"
+    export_study(app, fmt="csv", out_dir=whole, study="s")
+    export_study(app, fmt="parquet", out_dir=whole, study="s")
+    monkeypatch.setattr("tracker.export.dataset.CONTACT_SLICE_ROWS", 2)
+    sliced = tmp_path / "sliced"
+    export_study(app, fmt="csv", out_dir=sliced, study="s")
+    export_study(app, fmt="parquet", out_dir=sliced, study="s")
+
+    assert (whole / "contacts.csv").read_bytes() == (sliced / "contacts.csv").read_bytes()
+    frame = pd.read_parquet(sliced / "contacts.parquet")
+    assert frame.equals(pd.read_parquet(whole / "contacts.parquet"))
+    assert len(frame) == 15 and frame["pid"].nunique() == 5
+    # Patient, then time order; each opening's reply delay is its own patient's reply.
+    assert (frame.groupby("pid", sort=False).size() == 3).all()
+    assert frame["purpose"].tolist()[:3] == ["opening", "reply", "closing"]
+    assert set(frame.loc[frame["purpose"] == "opening", "reply_delay_hours"]) == {0.167}

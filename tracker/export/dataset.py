@@ -9,8 +9,10 @@ the HMAC of each patient reference (about a microsecond each with the pads hashe
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -46,6 +48,7 @@ OPENED_STATES = frozenset(
 _PHONE_LIKE = re.compile(r"\+?\(?\d[\d\s().-]{7,}\d")
 NUMBER_REMOVED = "[number removed]"
 _BLOCK = 64  # SHA-256 block size, for HMAC
+CONTACT_SLICE_ROWS = 1 << 20  # texts per contacts slice (about; slices end at a patient)
 
 
 @dataclass
@@ -55,7 +58,7 @@ class StudyDataset:
     study: str
     survey: Survey
     outcomes: pd.DataFrame
-    contacts: pd.DataFrame
+    contacts: Contacts  # built slice by slice as the writers stream it
     outcome_columns: list[Column]
     contact_columns: list[Column]
     # Aligned with outcomes rows: True where a follow-up check-in's opening text went out.
@@ -143,8 +146,7 @@ def build_dataset(
         lap("query_messages")
 
     c_cols = contact_columns(include_free_text=include_free_text)
-    contacts = _contacts(messages_table, people, waves, pid, tz, include_free_text)
-    contacts = contacts[[c.name for c in c_cols]]
+    contacts = Contacts(messages_table, people, waves, pid, tz, [c.name for c in c_cols])
     lap("contacts")
     return StudyDataset(study, survey, outcomes, contacts, o_cols, c_cols, opened)
 
@@ -497,81 +499,125 @@ def _outcomes(
     return frame, opened
 
 
-def _contacts(
-    messages: pa.Table,
-    people: pa.Table,
-    waves: list[_FollowUp],
-    pid: pd.api.extensions.ExtensionArray,
-    tz: ZoneInfo,
-    include_free_text: bool,
-) -> pd.DataFrame:
-    """One row per text of an exported patient (texts of non-exported episodes left out)."""
-    # Lookups on sorted int64 ids (people are sorted by patient_id): far cheaper than
-    # hashing millions of nullable values.
-    patients = _ints(people, "patient_id")
-    ck_ids = np.concatenate([f.checkin_id for f in waves])
-    ck_wave = np.concatenate([np.full(len(f.checkin_id), f.wave) for f in waves])
-    ck_invalid = np.concatenate([f.invalid for f in waves if f.invalid is not None])
-    exists = ck_ids >= 0
-    sort = np.argsort(ck_ids[exists], kind="stable")
-    ck_ids, ck_wave, ck_invalid = (a[exists][sort] for a in (ck_ids, ck_wave, ck_invalid))
+class Contacts:
+    """The contacts table (one row per text, patient then time order), built slice by slice.
 
-    patient = _ints(messages, "patient_id")
-    checkin = _ints(messages, "checkin_id", -1)
-    where, known = _locate(patients, patient)
-    slot, in_export = _locate(ck_ids, checkin)
-    # Texts of other check-ins (another episode of the patient) are left out, like that
-    # episode's outcomes. Then patient, then time order; the text columns are reordered by
-    # Arrow (C++), the numbers by numpy.
-    keep = known & ((checkin < 0) | in_export)
-    at_s = _ints(messages, "at_us", 0) // 1_000_000
-    order = _patient_time_order(where, at_s, _ints(messages, "message_id"), keep)
-    patient, at_s, where, slot, checkin = (a[order] for a in (patient, at_s, where, slot, checkin))
-    messages = messages.take(pa.array(order))
-    tied = checkin >= 0
+    A national export holds tens of millions of texts; built whole, the table and its
+    conversions took three times the memory of the texts themselves. Here only the texts as
+    read and a few int64 arrays stay in memory; `slices()` builds the rows a slice at a time
+    (each slice ends at a patient boundary, so reply delays never need the next slice) and
+    the writers stream them. `frame()` gives the whole table for writers that need it.
+    """
 
-    # Reply delay: from each outbound text to the same patient's next inbound text.
-    inbound = pc.equal(messages["direction"], "inbound").fill_null(False).to_numpy()
-    at = at_s.astype("float64")
-    delay = np.full(len(order), np.nan)
-    inbound_rows = np.flatnonzero(inbound)
-    if len(inbound_rows):
-        k = np.searchsorted(inbound_rows, np.arange(len(order)), side="right")
-        following = inbound_rows[np.minimum(k, len(inbound_rows) - 1)]
-        ok = (k < len(inbound_rows)) & (patient[following] == patient) & ~inbound
-        delay[ok] = (at[following[ok]] - at[ok]) / 3600.0
+    def __init__(
+        self,
+        messages: pa.Table,
+        people: pa.Table,
+        waves: list[_FollowUp],
+        pid: pd.api.extensions.ExtensionArray,
+        tz: ZoneInfo,
+        columns: list[str],
+        slice_rows: int | None = None,
+    ) -> None:
+        self.columns = columns
+        self.tz = tz
+        self.pid = pid
+        self.with_body = "body" in columns
+        # Lookups on sorted int64 ids (people are sorted by patient_id): far cheaper than
+        # hashing millions of nullable values.
+        ck_ids = np.concatenate([f.checkin_id for f in waves])
+        ck_wave = np.concatenate([np.full(len(f.checkin_id), f.wave) for f in waves])
+        ck_invalid = np.concatenate([f.invalid for f in waves if f.invalid is not None])
+        exists = ck_ids >= 0
+        sort = np.argsort(ck_ids[exists], kind="stable")
+        ck_ids, self.ck_wave, ck_invalid = (a[exists][sort] for a in (ck_ids, ck_wave, ck_invalid))
+        patient_row, known = _locate(_ints(people, "patient_id"), _ints(messages, "patient_id"))
+        checkin = _ints(messages, "checkin_id", -1)
+        slot, in_export = _locate(ck_ids, checkin)
+        # Texts of other check-ins (another episode of the patient) are left out, like that
+        # episode's outcomes.
+        keep = known & ((checkin < 0) | in_export)
+        self.slot = np.where(checkin >= 0, slot, -1)
+        self.at_s = _ints(messages, "at_us", 0) // 1_000_000
+        self.patient_row = patient_row
+        self.order = _patient_time_order(
+            patient_row, self.at_s, _ints(messages, "message_id"), keep
+        )
+        # Unreadable replies per check-in: clarification texts sent plus answers stored
+        # invalid (counted over every kept text, whatever slice it falls in).
+        clarification = pc.equal(messages["purpose"], "clarification").fill_null(False)
+        counted = keep & (self.slot >= 0) & clarification.to_numpy(zero_copy_only=False)
+        self.unreadable = ck_invalid + np.bincount(self.slot[counted], minlength=len(ck_ids))
+        self.discharge = _ints(people, "discharge_day")
+        self.messages = messages
+        self.bounds = _patient_bounds(patient_row[self.order], slice_rows or CONTACT_SLICE_ROWS)
 
-    # Unreadable replies per check-in: clarification texts sent plus answers stored invalid.
-    clarification = pc.equal(messages["purpose"], "clarification").fill_null(False).to_numpy()
-    unreadable = ck_invalid + np.bincount(slot[tied & clarification], minlength=len(ck_ids))
-    per_checkin = unreadable[slot] if len(ck_ids) else np.zeros(len(order), dtype="int64")
-    wave = ck_wave[slot] if len(ck_ids) else np.zeros(len(order), dtype="int64")
-    discharge = _ints(people, "discharge_day")[where]
+    def __len__(self) -> int:
+        return len(self.order)
 
-    def ints(name: str) -> pd.api.extensions.ExtensionArray:
-        values = _ints(messages, name)
-        return _nullable(values, values == _NONE)
+    def slices(self) -> Iterator[pd.DataFrame]:
+        """The rows in order, a slice at a time (at least one slice, maybe empty)."""
+        for start, stop in itertools.pairwise(self.bounds):
+            yield self._rows(self.order[start:stop])
 
-    frame = pd.DataFrame(
-        {
-            "pid": pid.take(where),
-            "wave": _nullable(wave, ~tied),
-            "direction": _text(messages["direction"]),
-            "purpose": _text(messages["purpose"]),
-            "question_key": _text(messages["question_key"]),
-            "attempt": ints("attempt"),
-            "sent_day": _nullable(_local_days(at_s, tz) - discharge, discharge == _NONE),
-            "status": _text(messages["status"]),
-            "error_code": _text(messages["error_code"]),
-            "segments": ints("segments"),
-            "reply_delay_hours": np.round(delay, 3),
-            "invalid_replies": _nullable(per_checkin, ~tied),
-            "late": ints("late"),
-        }
-    )
-    if include_free_text:
-        frame["body"] = redact_phone_numbers(pd.Series(_text(messages["body"]))).array
-    return frame
+    def frame(self) -> pd.DataFrame:
+        return pd.concat(list(self.slices()), ignore_index=True)
+
+    def _rows(self, rows: np.ndarray) -> pd.DataFrame:
+        texts = self.messages.take(pa.array(rows))
+        patient = self.patient_row[rows]
+        at_s = self.at_s[rows]
+        slot = self.slot[rows]
+        tied = slot >= 0
+        # Reply delay: from each outbound text to the same patient's next inbound text.
+        inbound = pc.equal(texts["direction"], "inbound").fill_null(False).to_numpy()
+        delay = np.full(len(rows), np.nan)
+        inbound_rows = np.flatnonzero(inbound)
+        if len(inbound_rows):
+            k = np.searchsorted(inbound_rows, np.arange(len(rows)), side="right")
+            following = inbound_rows[np.minimum(k, len(inbound_rows) - 1)]
+            ok = (k < len(inbound_rows)) & (patient[following] == patient) & ~inbound
+            delay[ok] = (at_s[following[ok]] - at_s[ok]) / 3600.0
+        slot = np.where(tied, slot, 0)
+        per_checkin = self.unreadable[slot] if len(self.unreadable) else np.zeros(len(rows), int)
+        wave = self.ck_wave[slot] if len(self.ck_wave) else np.zeros(len(rows), dtype=int)
+        discharge = self.discharge[patient]
+
+        def ints(name: str) -> pd.api.extensions.ExtensionArray:
+            values = _ints(texts, name)
+            return _nullable(values, values == _NONE)
+
+        frame = pd.DataFrame(
+            {
+                "pid": self.pid.take(patient),
+                "wave": _nullable(wave, ~tied),
+                "direction": _text(texts["direction"]),
+                "purpose": _text(texts["purpose"]),
+                "question_key": _text(texts["question_key"]),
+                "attempt": ints("attempt"),
+                "sent_day": _nullable(_local_days(at_s, self.tz) - discharge, discharge == _NONE),
+                "status": _text(texts["status"]),
+                "error_code": _text(texts["error_code"]),
+                "segments": ints("segments"),
+                "reply_delay_hours": np.round(delay, 3),
+                "invalid_replies": _nullable(per_checkin, ~tied),
+                "late": ints("late"),
+            }
+        )
+        if self.with_body:
+            frame["body"] = redact_phone_numbers(pd.Series(_text(texts["body"]))).array
+        return frame[self.columns]
+
+
+def _patient_bounds(patient_in_order: np.ndarray, slice_rows: int) -> np.ndarray:
+    """Slice boundaries (start positions plus the end) about `slice_rows` apart, each at the
+    first text of a patient, so no patient's texts are split between slices."""
+    n = len(patient_in_order)
+    starts = np.flatnonzero(patient_in_order[1:] != patient_in_order[:-1]) + 1
+    wanted = np.arange(slice_rows, n, slice_rows)
+    at = np.searchsorted(starts, wanted)
+    cuts = np.unique(starts[at[at < len(starts)]])
+    return np.concatenate([[0], cuts, [n]]).astype("int64")
 
 
 def _patient_time_order(

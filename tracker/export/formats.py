@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -16,7 +17,10 @@ import pyarrow.parquet as pq
 
 from surveys import fhir
 from tracker.export.codebook import Column
-from tracker.export.dataset import StudyDataset
+from tracker.export.dataset import Contacts, StudyDataset
+
+# A finished table, or the contacts table that is built slice by slice as it is written.
+Table = pd.DataFrame | Contacts
 
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -36,15 +40,15 @@ def _string_columns(columns: list[Column]) -> list[str]:
     return [c.name for c in columns if c.type == "string"]
 
 
-def write_csv(frame: pd.DataFrame, columns: list[Column], path: Path) -> None:
+def write_csv(table: Table, columns: list[Column], path: Path) -> None:
     """UTF-8 CSV; numbers stay numbers, only text cells are guarded against formulas."""
-    safe = frame.copy(deep=False)
-    for name in _string_columns(columns):
-        safe[name] = neutralise_formulas(safe[name])
     options = pa_csv.WriteOptions(include_header=True, quoting_style="needed")
     with pa_csv.CSVWriter(path, _arrow_schema(columns), write_options=options) as writer:
-        for start in range(0, len(safe), SLICE_ROWS):
-            writer.write_table(_arrow_table(safe.iloc[start : start + SLICE_ROWS], columns))
+        for frame in _chunks(table):
+            safe = frame.copy(deep=False)
+            for name in _string_columns(columns):
+                safe[name] = neutralise_formulas(safe[name])
+            writer.write_table(_arrow_table(safe, columns))
 
 
 def _arrow_type(col: Column) -> pa.DataType:
@@ -67,12 +71,35 @@ def _arrow_table(frame: pd.DataFrame, columns: list[Column]) -> pa.Table:
 SLICE_ROWS = 1 << 20
 
 
-def write_parquet(frame: pd.DataFrame, columns: list[Column], path: Path) -> None:
-    """Parquet with nullable integer columns and the column labels as field metadata."""
-    with pq.ParquetWriter(path, _arrow_schema(columns), compression="zstd") as writer:
-        for start in range(0, max(len(frame), 1), SLICE_ROWS):
-            part = _arrow_table(frame.iloc[start : start + SLICE_ROWS], columns)
-            writer.write_table(part, row_group_size=SLICE_ROWS)
+def _chunks(table: Table) -> Iterator[pd.DataFrame]:
+    """The table's rows in order, at most about SLICE_ROWS at a time (at least one chunk)."""
+    if isinstance(table, Contacts):
+        yield from table.slices()
+        return
+    for start in range(0, max(len(table), 1), SLICE_ROWS):
+        yield table.iloc[start : start + SLICE_ROWS]
+
+
+def _whole(table: Table) -> pd.DataFrame:
+    return table.frame() if isinstance(table, Contacts) else table
+
+
+def write_parquet(table: Table, columns: list[Column], path: Path) -> None:
+    """Parquet with nullable integer columns and the column labels as field metadata.
+
+    Each slice is written (in C++, without the GIL) while the next one is being built."""
+    with (
+        pq.ParquetWriter(path, _arrow_schema(columns), compression="zstd") as writer,
+        ThreadPoolExecutor(1, thread_name_prefix="parquet-write") as pool,
+    ):
+        pending: Future[None] | None = None
+        for frame in _chunks(table):
+            part = _arrow_table(frame, columns)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(writer.write_table, part, row_group_size=SLICE_ROWS)
+        if pending is not None:
+            pending.result()
 
 
 def _for_readstat(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
@@ -95,11 +122,11 @@ def _value_labels(columns: list[Column]) -> dict[str, dict[int, str]]:
     }
 
 
-def write_stata(frame: pd.DataFrame, columns: list[Column], path: Path) -> None:
+def write_stata(table: Table, columns: list[Column], path: Path) -> None:
     import pyreadstat
 
     pyreadstat.write_dta(
-        _for_readstat(frame, columns),
+        _for_readstat(_whole(table), columns),
         str(path),
         column_labels=[c.label[:80] for c in columns],
         variable_value_labels=_value_labels(columns),
@@ -107,14 +134,14 @@ def write_stata(frame: pd.DataFrame, columns: list[Column], path: Path) -> None:
     )
 
 
-def write_spss(frame: pd.DataFrame, columns: list[Column], path: Path) -> None:
+def write_spss(table: Table, columns: list[Column], path: Path) -> None:
     import pyreadstat
 
     measure = {
         c.name: "nominal" if c.type == "string" or c.allowed_values else "scale" for c in columns
     }
     pyreadstat.write_sav(
-        _for_readstat(frame, columns),
+        _for_readstat(_whole(table), columns),
         str(path),
         column_labels=[c.label for c in columns],
         variable_value_labels=_value_labels(columns),
@@ -122,7 +149,7 @@ def write_spss(frame: pd.DataFrame, columns: list[Column], path: Path) -> None:
     )
 
 
-TableWriter = Callable[[pd.DataFrame, list[Column], Path], None]
+TableWriter = Callable[[Table, list[Column], Path], None]
 WRITERS: dict[str, TableWriter] = {
     "csv": write_csv,
     "parquet": write_parquet,
