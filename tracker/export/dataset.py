@@ -549,7 +549,15 @@ class Contacts:
         counted = keep & (self.slot >= 0) & clarification.to_numpy(zero_copy_only=False)
         self.unreadable = ck_invalid + np.bincount(self.slot[counted], minlength=len(ck_ids))
         self.discharge = _ints(people, "discharge_day")
-        self.messages = messages
+        # Per slice, rows are gathered from all over the texts: plain arrays for the numbers
+        # and dictionary codes for the few-valued text columns gather several times faster
+        # than the strings (and take less memory than the table as read).
+        self.numbers = {name: _ints(messages, name) for name in ("attempt", "segments", "late")}
+        self.codes = {
+            name: pc.dictionary_encode(messages[name]).combine_chunks()
+            for name in ("direction", "purpose", "question_key", "status", "error_code")
+        }
+        self.body = messages["body"] if self.with_body else None
         self.bounds = _patient_bounds(patient_row[self.order], slice_rows or CONTACT_SLICE_ROWS)
 
     def __len__(self) -> int:
@@ -564,13 +572,17 @@ class Contacts:
         return pd.concat(list(self.slices()), ignore_index=True)
 
     def _rows(self, rows: np.ndarray) -> pd.DataFrame:
-        texts = self.messages.take(pa.array(rows))
+        positions = pa.array(rows)
+        texts = {
+            name: codes.take(positions).dictionary_decode() for name, codes in self.codes.items()
+        }
         patient = self.patient_row[rows]
         at_s = self.at_s[rows]
         slot = self.slot[rows]
         tied = slot >= 0
         # Reply delay: from each outbound text to the same patient's next inbound text.
-        inbound = pc.equal(texts["direction"], "inbound").fill_null(False).to_numpy()
+        inbound = pc.equal(texts["direction"], "inbound").fill_null(False)
+        inbound = inbound.to_numpy(zero_copy_only=False)
         delay = np.full(len(rows), np.nan)
         inbound_rows = np.flatnonzero(inbound)
         if len(inbound_rows):
@@ -584,7 +596,7 @@ class Contacts:
         discharge = self.discharge[patient]
 
         def ints(name: str) -> pd.api.extensions.ExtensionArray:
-            values = _ints(texts, name)
+            values = self.numbers[name][rows]
             return _nullable(values, values == _NONE)
 
         frame = pd.DataFrame(
@@ -604,8 +616,9 @@ class Contacts:
                 "late": ints("late"),
             }
         )
-        if self.with_body:
-            frame["body"] = redact_phone_numbers(pd.Series(_text(texts["body"]))).array
+        if self.body is not None:
+            body = _text(self.body.take(positions))
+            frame["body"] = redact_phone_numbers(pd.Series(body)).array
         return frame[self.columns]
 
 
