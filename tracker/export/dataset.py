@@ -147,6 +147,7 @@ def build_dataset(
 
     c_cols = contact_columns(include_free_text=include_free_text)
     contacts = Contacts(messages_table, people, waves, pid, tz, [c.name for c in c_cols])
+    del messages_table  # Contacts keeps only what its slices need
     lap("contacts")
     return StudyDataset(study, survey, outcomes, contacts, o_cols, c_cols, opened)
 
