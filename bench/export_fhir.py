@@ -114,35 +114,15 @@ def _answers(rng: np.random.Generator, q: Any, rows: int) -> np.ndarray:
 
 
 def baseline_write_fhir(data: Any, folder: Path) -> tuple[list[Path], int]:
-    """tracker.export.formats.write_fhir before this benchmark: one dict per response."""
-    from surveys import fhir
+    """write_fhir as it was before the fast writer: one `questionnaire_response` dict and one
+    JSON dump per response (kept in formats as the reference the fast writer is tested on)."""
+    from tracker.export import formats
 
-    waves = sorted({6, 12})
-    q_path = folder / "questionnaire.json"
-    document = fhir.bundle([fhir.questionnaire(data.survey, w) for w in waves])
-    q_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
-
-    keys = [q.key for q in data.survey.questions]
-    out = data.outcomes.loc[data.opened, ["pid", "wave", "checkin_state", *keys]]
+    q_path = formats.write_questionnaires(data, folder)
+    out = formats.opened_responses(data)
     r_path = folder / "questionnaire_responses.ndjson"
-    count = 0
-    columns = {k: out[k].to_numpy(dtype=object, na_value=None) for k in keys}
-    pids = out["pid"].to_numpy(dtype=object)
-    wave_values = out["wave"].to_numpy(dtype="int64")
-    states = out["checkin_state"].to_numpy(dtype=object)
-    with r_path.open("w", encoding="utf-8") as handle:
-        for i in range(len(out)):
-            resource = fhir.questionnaire_response(
-                data.survey,
-                wave=int(wave_values[i]),
-                pid=str(pids[i]),
-                study=data.study,
-                checkin_state=str(states[i]),
-                answers={k: columns[k][i] for k in keys},
-            )
-            handle.write(json.dumps(resource, ensure_ascii=False, separators=(",", ":")) + "\n")
-            count += 1
-    return [q_path, r_path], count
+    formats._write_responses_one_by_one(data, out, r_path)
+    return [q_path, r_path], len(out)
 
 
 # --- the child: one measurement -------------------------------------------------------------

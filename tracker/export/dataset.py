@@ -326,10 +326,6 @@ class _FollowUp:
     invalid: np.ndarray | None = None  # answers counted invalid
     answers: dict[str, np.ndarray] | None = None  # largest value parsed in the window
 
-    @property
-    def exists(self) -> np.ndarray:
-        return self.checkin_id >= 0
-
 
 def _follow_ups(people: pa.Table, checkins: pa.Table) -> list[_FollowUp]:
     n = people.num_rows
@@ -523,7 +519,6 @@ class Contacts:
         self.columns = columns
         self.tz = tz
         self.pid = pid
-        self.with_body = "body" in columns
         # Lookups on sorted int64 ids (people are sorted by patient_id): far cheaper than
         # hashing millions of nullable values.
         ck_ids = np.concatenate([f.checkin_id for f in waves])
@@ -558,7 +553,7 @@ class Contacts:
             name: pc.dictionary_encode(messages[name]).combine_chunks()
             for name in ("direction", "purpose", "question_key", "status", "error_code")
         }
-        self.body = messages["body"] if self.with_body else None
+        self.body = messages["body"] if "body" in columns else None
         self.bounds = _patient_bounds(patient_row[self.order], slice_rows or CONTACT_SLICE_ROWS)
 
     def __len__(self) -> int:

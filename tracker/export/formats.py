@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from surveys import fhir
 from tracker.export.codebook import Column
-from tracker.export.dataset import Contacts, StudyDataset
+from tracker.export.dataset import FOLLOW_UP_WAVES, Contacts, StudyDataset
 
 # A finished table, or the contacts table that is built slice by slice as it is written.
 Table = pd.DataFrame | Contacts
@@ -162,19 +162,30 @@ WRITERS: dict[str, TableWriter] = {
 def write_fhir(data: StudyDataset, folder: Path) -> tuple[list[Path], int]:
     """questionnaire.json (a Bundle, one Questionnaire per wave) and one QuestionnaireResponse
     per patient x follow-up wave whose check-in was opened. Returns paths and response count."""
-    waves = sorted({6, 12})
-    q_path = folder / "questionnaire.json"
-    document = fhir.bundle([fhir.questionnaire(data.survey, w) for w in waves])
-    q_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
-
-    keys = [q.key for q in data.survey.questions]
-    out = data.outcomes.loc[data.opened, ["pid", "wave", "checkin_state", *keys]]
+    q_path = write_questionnaires(data, folder)
+    out = opened_responses(data)
     r_path = folder / "questionnaire_responses.ndjson"
+    keys = [q.key for q in data.survey.questions]
     if all(pd.api.types.is_integer_dtype(out[k]) for k in keys):
         _write_responses(data, out, r_path)
     else:  # answers that are not integers: the per-resource mapping decides what they become
         _write_responses_one_by_one(data, out, r_path)
     return [q_path, r_path], len(out)
+
+
+def write_questionnaires(data: StudyDataset, folder: Path) -> Path:
+    """questionnaire.json: a Bundle with one Questionnaire per follow-up wave."""
+    path = folder / "questionnaire.json"
+    document = fhir.bundle([fhir.questionnaire(data.survey, w) for w in FOLLOW_UP_WAVES])
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    return path
+
+
+def opened_responses(data: StudyDataset) -> pd.DataFrame:
+    """The outcome rows that become QuestionnaireResponses: follow-up waves whose check-in
+    was opened, with the columns a response needs."""
+    keys = [q.key for q in data.survey.questions]
+    return data.outcomes.loc[data.opened, ["pid", "wave", "checkin_state", *keys]]
 
 
 def _write_responses_one_by_one(data: StudyDataset, out: pd.DataFrame, path: Path) -> None:
